@@ -1,0 +1,187 @@
+"""The uniform evaluator: one loop over the test split, collectors attached, one row in the store.
+
+Labels and scoring stay in this process; the model runs in a child (snnbench.sandbox) that only
+sees encoded inputs. Every outcome, including a broken submission, ends as a run row in the store
+with its status, and the traceback goes to the store's logs/, never only to the terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+import snnbench
+from snnbench import provenance
+from snnbench.data import DataError, load_split
+from snnbench.encoding import encoder_for
+from snnbench.metrics import MetricRow
+from snnbench.metrics.accuracy import accuracy_rows, stack_outputs
+from snnbench.metrics.latency import latency_rows
+from snnbench.sandbox import ChildFailure, Sandbox, SubmissionTimeout
+from snnbench.store import Store, result_id
+from snnbench.submission import SubmissionError, SubmissionRef, file_sha256
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+
+
+@dataclass
+class Outcome:
+    """What one evaluation produced: the run row as stored and its metric rows."""
+
+    run: dict
+    rows: list[MetricRow] = field(default_factory=list)
+    log_path: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": EXIT_OK, "timeout": EXIT_TIMEOUT}.get(self.run["status"], EXIT_FAILED)
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="batch", file=sys.stderr, leave=False)
+
+
+def evaluate(
+    task,
+    ref: SubmissionRef,
+    store: Store,
+    *,
+    checkpoint: str | None = None,
+    seed: int = 0,
+    timesteps: int | None = None,
+    limit: int | None = None,
+    timeout: float = 600.0,
+    data_root: str | None = None,
+    progress: bool = True,
+) -> Outcome:
+    """Evaluate `ref` on `task` and write the run to `store`. DataError propagates (nothing stored)."""
+    started = time.monotonic()
+    steps = timesteps or task.timesteps
+    split = load_split(task, "test", data_root, steps)  # a missing dataset is the user's to fix: no row
+    dataset = split.dataset if limit is None else Subset(split.dataset, range(min(limit, len(split.dataset))))
+    checkpoint_sha = file_sha256(checkpoint)
+    rid = result_id(
+        task=task.id,
+        task_version=task.version,
+        submission_sha256=ref.sha256,
+        checkpoint_sha256=checkpoint_sha,
+        seed=seed,
+        timesteps=steps,
+        snnbench_version=snnbench.__version__,
+        limit=limit,
+    )
+    run = {
+        "result_id": rid,
+        "task": task.id,
+        "task_version": task.version,
+        "method": ref.method,
+        "submission_path": _display_path(ref.path),
+        "submission_sha256": ref.sha256,
+        "checkpoint_sha256": checkpoint_sha,
+        "seed": seed,
+        "timesteps": steps,
+        "reportable": split.reportable and limit is None,
+        "device": provenance.device_name(),
+        "torch_version": torch.__version__,
+        "snnbench_version": snnbench.__version__,
+        "metrics_version": snnbench.METRICS_VERSION,
+        "git_commit": provenance.git_commit(),
+        "created_at": dt.datetime.now(dt.timezone.utc),
+        "wall_time_s": 0.0,
+        "status": "ok",
+        "error": None,
+        "uncounted": [],
+        "limit": limit,
+        "data_status": split.status,
+    }
+    before = store.snapshot()
+    rows: list[MetricRow] = []
+    trace = None
+    try:
+        rows, uncounted = _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress)
+        run["uncounted"] = uncounted
+    except SubmissionTimeout as exc:
+        run["status"], run["error"] = "timeout", str(exc)
+    except ChildFailure as exc:
+        run["status"], run["error"], trace = "failed", str(exc), exc.trace
+    except SubmissionError as exc:
+        run["status"], run["error"], trace = "failed", str(exc), traceback.format_exc()
+    tampered = _touched(before, store.snapshot())
+    if tampered:
+        run["status"] = "failed"
+        run["error"] = f"files of the result store changed during the run: {', '.join(tampered[:3])}; a submission must not touch the store"
+        rows = []
+    if run["status"] != "ok":
+        rows = []
+    run["wall_time_s"] = time.monotonic() - started
+    log = None
+    if trace:
+        store.write_log(rid, trace)
+        log = store.log_path(rid)
+    store.write(run, rows)
+    return Outcome(run, rows, log)
+
+
+def _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress) -> tuple[list[MetricRow], list[str]]:
+    encoder = encoder_for(task)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=task.batch_size, shuffle=False)
+    outputs, labels = [], []
+    with Sandbox(ref, task, seed, steps, checkpoint=checkpoint, timeout=timeout) as box:
+        box.call("build", True)
+        for x, y in _progress(loader, len(loader), f"{task.id} {ref.method}", progress):
+            outputs.append(box.call("forward", encoder(x.float(), steps, generator)))
+            labels.append(y)
+        collected = box.call("finish")
+    rows = accuracy_rows(stack_outputs(outputs), torch.cat(labels))
+    rows += [MetricRow(**r) for r in collected["rows"]]
+    lat = collected["latency"] or {}
+    rows += latency_rows(steps, lat.get("seconds"), lat.get("batch"))
+    return rows, collected["uncounted"]
+
+
+def _touched(before: dict, after: dict) -> list[str]:
+    """Files of the store that existed before the run and were changed or removed (new files are
+    other writers' runs; dot files are their temporaries)."""
+    return sorted(p for p, sig in before.items() if not Path(p).name.startswith(".") and after.get(p) != sig)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def headline(outcome: Outcome) -> list[tuple[str, str]]:
+    """The few numbers a user wants to see after `snnbench evaluate`."""
+    want = {
+        ("accuracy", None, None): "accuracy",
+        ("accuracy_top5", None, None): "top-5 accuracy",
+        ("spikes_per_sample", None, None): "spikes / sample",
+        ("synops_per_sample", None, None): "SynOps / sample",
+        ("macs_per_sample", None, None): "MACs / sample",
+        ("energy_uj_per_sample", None, "horowitz45nm-fp32"): "energy µJ / sample (compute)",
+        ("energy_uj_per_sample", None, "horowitz45nm-fp32-mem"): "energy µJ / sample (+memory)",
+        ("decision_timestep", None, None): "decision timestep",
+        ("latency_ms_per_sample", None, None): "latency ms / sample",
+        ("params", None, None): "parameters",
+    }
+    found = {}
+    for r in outcome.rows:
+        key = (r.metric, r.layer, r.condition) if r.timestep is None else None
+        if key in want:
+            se = f" ± {r.stderr:.4g}" if r.stderr else ""
+            found[want[key]] = f"{r.value:.4g}{se}"
+    return [(label, found[label]) for label in want.values() if label in found]

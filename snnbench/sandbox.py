@@ -1,0 +1,294 @@
+"""Run a submission in a child process (PROTOCOLS.md section 7).
+
+The child gets a fresh working directory, an environment without SNNBENCH_* variables, the task
+(which holds no paths) and input tensors; it never gets labels, data paths or the store. It
+builds the model, loads the checkpoint, runs forwards with the activity probes attached, and
+sends outputs and counts back. The parent bounds everything by one deadline and kills the child
+(SIGTERM, then SIGKILL) when it passes; a child that dies is a failed run, never a crashed harness.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.multiprocessing as tmp
+
+from snnbench.submission import SubmissionError, SubmissionRef, build_model, check_output, load_module
+
+_ENV_PREFIX = "SNNBENCH_"
+
+
+class SubmissionTimeout(RuntimeError):
+    """The submission used up its --timeout budget."""
+
+
+@dataclass
+class ChildFailure(SubmissionError):
+    """An error raised in the child, carried over with its traceback for the log."""
+
+    message: str
+    trace: str = ""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# ---------------------------------------------------------------- global state
+
+
+@dataclass(frozen=True)
+class GlobalTorchState:
+    """Process-wide torch settings a submission could change to sway numbers."""
+
+    default_dtype: torch.dtype
+    num_threads: int
+    grad_enabled: bool
+    deterministic: bool
+
+    @classmethod
+    def capture(cls) -> GlobalTorchState:
+        return cls(
+            torch.get_default_dtype(),
+            torch.get_num_threads(),
+            torch.is_grad_enabled(),
+            torch.are_deterministic_algorithms_enabled(),
+        )
+
+    def restore(self) -> None:
+        torch.set_default_dtype(self.default_dtype)
+        torch.set_num_threads(self.num_threads)
+        torch.set_grad_enabled(self.grad_enabled)
+        torch.use_deterministic_algorithms(self.deterministic)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's random, numpy and torch (the three generators submissions draw from)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------- child side
+
+
+class _Child:
+    """The child's state machine; each public method answers one command from the parent."""
+
+    def __init__(self, ref: SubmissionRef, task, seed: int, checkpoint: str | None, timesteps: int) -> None:
+        self.ref, self.task, self.seed, self.checkpoint, self.timesteps = ref, task, seed, checkpoint, timesteps
+        self.state = GlobalTorchState.capture()
+        self.model: torch.nn.Module | None = None
+        self.probes: list = []
+        self.latency_input: torch.Tensor | None = None
+
+    def build(self, with_probes: bool) -> dict:
+        seed_everything(self.seed)
+        module = load_module(self.ref)
+        model = build_model(module, self.task)
+        if self.checkpoint:
+            try:
+                state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+                model.load_state_dict(state)
+            except Exception as exc:
+                raise SubmissionError(
+                    f"checkpoint {Path(self.checkpoint).name} does not load into build(task)'s model: "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                ) from exc
+        model.eval()
+        self.state.restore()
+        seed_everything(self.seed)
+        self.model = model
+        if with_probes:
+            self.probes = _make_probes(self.task)
+            for probe in self.probes:
+                probe.attach(model, self.task)
+        return {"method_has_train": callable(getattr(module, "train", None))}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from snnbench.frameworks import reset_state
+
+        assert self.model is not None
+        batch = x.shape[1]
+        reset_state(self.model)
+        for probe in self.probes:
+            probe.before_batch(batch, self.timesteps)
+        with torch.no_grad():
+            out = self.model(x)
+        out = check_output(out, self.timesteps, batch, self.task.outputs)
+        for probe in self.probes:
+            probe.after_batch(out)
+        if self.latency_input is None:
+            self.latency_input = x.clone()
+        return out.detach().to(torch.float32).clone()
+
+    def finish(self) -> dict:
+        from snnbench.frameworks import reset_state
+
+        for probe in self.probes:
+            probe.detach()
+        rows = [r for probe in self.probes for r in probe.rows()]
+        uncounted = sorted({u for probe in self.probes for u in getattr(probe, "uncounted", [])})
+        if rows and "energy" in self.task.metrics:
+            from snnbench.metrics.energy import energy_rows
+
+            rows += energy_rows(rows)
+        latency = None
+        if self.latency_input is not None and self.model is not None:
+            times = []
+            with torch.no_grad():
+                for _ in range(4):  # first call warms caches and allocators; the median of 3 is kept
+                    reset_state(self.model)
+                    t0 = time.perf_counter()
+                    self.model(self.latency_input)
+                    times.append(time.perf_counter() - t0)
+            latency = {"seconds": float(np.median(times[1:])), "batch": int(self.latency_input.shape[1])}
+        return {"rows": [r.as_dict() for r in rows], "uncounted": uncounted, "latency": latency}
+
+
+def _make_probes(task) -> list:
+    probes = []
+    if "activity" in task.metrics or "energy" in task.metrics:
+        from snnbench.metrics.activity import ActivityProbe
+
+        probes.append(ActivityProbe())
+    if "footprint" in task.metrics:
+        from snnbench.metrics.footprint import FootprintProbe
+
+        probes.append(FootprintProbe())
+    return probes
+
+
+def _child_main(conn, ref, task, seed, checkpoint, timesteps, workdir) -> None:
+    os.chdir(workdir)
+    child = _Child(ref, task, seed, checkpoint, timesteps)
+    while True:
+        try:
+            command, payload = conn.recv()
+        except EOFError:
+            return
+        if command == "stop":
+            conn.send(("ok", None))
+            return
+        try:
+            result = getattr(child, command)(*payload)
+            conn.send(("ok", result))
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as a message
+            trace = traceback.format_exc()
+            message = str(exc) if isinstance(exc, SubmissionError) else _one_line(command, exc)
+            try:
+                conn.send(("error", (message, trace)))
+            except Exception:
+                return
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                return
+
+
+def _one_line(command: str, exc: BaseException) -> str:
+    where = {"forward": "the model's forward", "build": "build", "finish": "metric collection"}.get(command, command)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, SystemExit):
+        return f"{where} called sys.exit({exc.code}); a submission must not exit the process"
+    return f"{where} raised {type(exc).__name__}{': ' + text[:400] if text else ''}"
+
+
+# ---------------------------------------------------------------- parent side
+
+
+class Sandbox:
+    """A submission running in its own process, driven command by command under one deadline."""
+
+    def __init__(
+        self,
+        ref: SubmissionRef,
+        task,
+        seed: int,
+        timesteps: int,
+        checkpoint: str | None = None,
+        timeout: float = 600.0,
+    ) -> None:
+        self.ref, self.task, self.seed, self.timesteps = ref, task, seed, timesteps
+        self.checkpoint = str(Path(checkpoint).resolve()) if checkpoint else None
+        self.timeout = timeout
+        self.process = None
+        self.conn = None
+        self.workdir: str | None = None
+
+    def __enter__(self) -> Sandbox:
+        self.deadline = time.monotonic() + self.timeout
+        ctx = tmp.get_context("spawn")
+        self.conn, child_conn = ctx.Pipe()
+        self.workdir = tempfile.mkdtemp(prefix="snnbench-submission-")
+        args = (child_conn, self.ref, self.task, self.seed, self.checkpoint, self.timesteps, self.workdir)
+        self.process = ctx.Process(target=_child_main, args=args, daemon=True)
+        hidden = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(_ENV_PREFIX)}
+        try:
+            self.process.start()
+        finally:
+            os.environ.update(hidden)
+        child_conn.close()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def call(self, command: str, *payload):
+        """Send one command and wait for its answer until the deadline."""
+        assert self.conn is not None and self.process is not None
+        try:
+            self.conn.send((command, payload))
+        except (BrokenPipeError, OSError):
+            raise self._died(command) from None
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0 or not self.conn.poll(remaining):
+            self.close()
+            raise SubmissionTimeout(
+                f"the submission exceeded --timeout {self.timeout:g}s during {command}; raise --timeout or make it faster"
+            )
+        try:
+            kind, result = self.conn.recv()
+        except (EOFError, OSError, ConnectionError):
+            raise self._died(command) from None
+        if kind == "error":
+            message, trace = result
+            raise ChildFailure(message, trace)
+        return result
+
+    def _died(self, command: str) -> ChildFailure:
+        assert self.process is not None
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            how = f"was killed by signal {signal.Signals(-code).name}"
+        else:
+            how = f"exited with status {code}"
+        return ChildFailure(f"the submission process {how} during {command}; it must return, not exit or crash")
+
+    def close(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            try:
+                self.conn.send(("stop", ()))
+                self.process.join(timeout=2)
+            except Exception:
+                pass
+            if self.process.is_alive():
+                self.process.terminate()
+                self.process.join(timeout=3)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(timeout=3)
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None

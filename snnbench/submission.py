@@ -1,0 +1,137 @@
+"""The submission contract: find a submission, load it, and check what its model returns.
+
+A submission is a .py file or a package folder with __init__.py that defines
+
+    build(task) -> torch.nn.Module                         # required
+    train(model, task, data, budget) -> torch.nn.Module    # optional: the method's own recipe
+    CITATION = "@inproceedings{...}"                       # optional, for `snnbench cite`
+
+Loading happens only inside the child process (snnbench.sandbox); the harness itself reads a
+submission's bytes (for its hash) and never executes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+
+class SubmissionError(RuntimeError):
+    """The submission broke the contract; str(err) is the one-line reason stored in the run row."""
+
+
+@dataclass(frozen=True)
+class SubmissionRef:
+    """A submission on disk: where it is, what to call it, and the hash of its code."""
+
+    path: Path
+    method: str
+    sha256: str
+    is_package: bool
+
+    @property
+    def entry_file(self) -> Path:
+        return self.path / "__init__.py" if self.is_package else self.path
+
+
+def resolve(path: str | Path) -> SubmissionRef:
+    """Check that `path` is a loadable submission; raise ValueError (exit 2) with the fix if not."""
+    p = Path(path).expanduser().resolve()
+    if not p.exists():
+        raise ValueError(f"--model {path}: no such file or folder; pass a .py file or a package folder")
+    if p.is_dir():
+        if not (p / "__init__.py").is_file():
+            raise ValueError(f"--model {path}: folder has no __init__.py; add one that defines build(task)")
+        return SubmissionRef(p, p.name, _hash_folder(p), True)
+    if p.suffix != ".py":
+        raise ValueError(f"--model {path}: expected a .py file or a package folder, got {p.suffix or 'no suffix'}")
+    method = p.parent.name if p.stem == "submission" else p.stem
+    return SubmissionRef(p, method, hashlib.sha256(p.read_bytes()).hexdigest(), False)
+
+
+def _hash_folder(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*.py")):
+        if "__pycache__" in f.parts:
+            continue
+        h.update(str(f.relative_to(folder)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path | None) -> str | None:
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_module(ref: SubmissionRef) -> ModuleType:
+    """Import the submission under a private module name (its folder goes on sys.path for siblings)."""
+    name = f"snnbench_submission_{ref.sha256[:12]}"
+    folder = str(ref.path if ref.is_package else ref.path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    kwargs = {"submission_search_locations": [str(ref.path)]} if ref.is_package else {}
+    spec = importlib.util.spec_from_file_location(name, ref.entry_file, **kwargs)
+    if spec is None or spec.loader is None:
+        raise SubmissionError(f"cannot import {ref.entry_file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise SubmissionError(f"importing the submission raised {type(exc).__name__}: {exc}") from exc
+    if not callable(getattr(module, "build", None)):
+        raise SubmissionError(
+            f"{ref.entry_file.name} defines no build(task); add `def build(task) -> torch.nn.Module`"
+        )
+    return module
+
+
+def build_model(module: ModuleType, task) -> torch.nn.Module:
+    try:
+        model = module.build(task)
+    except Exception as exc:
+        raise SubmissionError(f"build(task) raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, torch.nn.Module):
+        raise SubmissionError(f"build(task) returned {type(model).__name__}; it must return a torch.nn.Module")
+    return model
+
+
+def describe(obj: object) -> str:
+    if isinstance(obj, torch.Tensor):
+        return f"a {obj.dtype} tensor shaped {list(obj.shape)}"
+    if isinstance(obj, (tuple, list)):
+        return f"a {type(obj).__name__} of {len(obj)} items"
+    return f"a {type(obj).__module__}.{type(obj).__name__}"
+
+
+def check_output(out: object, timesteps: int, batch: int, width: int) -> torch.Tensor:
+    """The model's output if it honours the contract, else a SubmissionError saying what came back."""
+    expected = f"expected one floating torch.Tensor shaped [T={timesteps}, B={batch}, C={width}] or [B={batch}, C={width}]"
+    if isinstance(out, (tuple, list)):
+        raise SubmissionError(
+            f"model returned {describe(out)}; {expected} (for snnTorch-style (spikes, membrane) outputs, return one of them)"
+        )
+    if not isinstance(out, torch.Tensor):
+        raise SubmissionError(f"model returned {describe(out)}; {expected}")
+    if not out.is_floating_point():
+        raise SubmissionError(f"model returned {describe(out)}; {expected}")
+    if tuple(out.shape) not in ((timesteps, batch, width), (batch, width)):
+        raise SubmissionError(f"model returned {describe(out)}; {expected}")
+    bad = ~torch.isfinite(out)
+    if bool(bad.any()):
+        n_nan = int(torch.isnan(out).sum())
+        raise SubmissionError(
+            f"model output has {n_nan} NaN and {int(bad.sum()) - n_nan} infinite entries of {out.numel()}; {expected} with finite values"
+        )
+    return out
