@@ -146,11 +146,11 @@ def result_bibtex(run: dict[str, Any], metrics: pd.DataFrame) -> str:
 def software_bibtex(version: str) -> str:
     """snnbench's own citation, at the harness version that produced the result."""
     return (
-        f"@software{{snnbench_{_key_safe(version)},\n"
+        f"@misc{{snnbench_{_key_safe(version)},\n"
         "  title = {snnbench: one evaluation protocol for spiking neural networks},\n"
         "  author = {{snnbench contributors}},\n"
-        f"  version = {{{_bib_escape(version)}}},\n"
-        "  note = {tasks, exact activity metrics, a Parquet result store and a leaderboard}\n"
+        f"  note = {{software, version {_bib_escape(version)}: tasks, exact activity metrics, "
+        "a Parquet result store and a leaderboard}\n"
         "}"
     )
 

@@ -78,10 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--task", required=True, help="task id (see `snnbench tasks`)")
-        p.add_argument("--model", required=True, help="submission: a .py file or a package folder defining build(task)")
-        p.add_argument("--seed", type=int, default=0, help="seeds python, numpy and torch before build and before running (default 0)")
-        p.add_argument("--timesteps", type=_positive("--timesteps"), help="override the task's T (recorded; the leaderboard groups by T)")
-        p.add_argument("--data-root", help="folder holding the real datasets (default: SNNBENCH_DATA or ~/data)")
+        p.add_argument(
+            "--model", required=True, help="submission: a .py file or a package folder defining build(task)"
+        )
+        p.add_argument(
+            "--seed",
+            type=int,
+            default=0,
+            help="seeds python, numpy and torch before build and before running (default 0)",
+        )
+        p.add_argument(
+            "--timesteps",
+            type=_positive("--timesteps"),
+            help="override the task's T (recorded; the leaderboard groups by T)",
+        )
+        p.add_argument(
+            "--data-root", help="folder holding the real datasets (default: SNNBENCH_DATA or ~/data)"
+        )
 
     p = sub.add_parser(
         "evaluate",
@@ -93,11 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p)
     p.add_argument("--checkpoint", help="state_dict to load into build(task)'s model (from `snnbench train`)")
     p.add_argument("--store", help="result store folder (default: SNNBENCH_STORE or ./leaderboard/results)")
-    p.add_argument("--limit", type=_positive("--limit"), help="evaluate only the first N test samples (stored as not reportable)")
-    p.add_argument("--timeout", type=_seconds, default=600.0, help="seconds for the whole submission: build and every forward (default 600)")
+    p.add_argument(
+        "--limit",
+        type=_positive("--limit"),
+        help="evaluate only the first N test samples (stored as not reportable)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=600.0,
+        help="seconds for the whole submission: build and every forward (default 600)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("train", help="train a submission (its train() or the default BPTT recipe) and save a checkpoint")
+    p = sub.add_parser(
+        "train", help="train a submission (its train() or the default BPTT recipe) and save a checkpoint"
+    )
     run_options(p)
     p.add_argument("--epochs", type=_positive("--epochs"), help="override the task's training epochs")
     p.add_argument("--out", help="checkpoint path (default: checkpoints/<task>/<method>-seed<S>-T<T>.pt)")
@@ -106,14 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="rebuild LEADERBOARD.md and site/index.html from the store alone")
     p.add_argument("--store", help="result store folder (default: SNNBENCH_STORE or ./leaderboard/results)")
     p.add_argument("--out", help="output folder (default: the store's parent folder)")
-    p.add_argument("--skip-corrupt", action="store_true", help="build anyway when part files are unreadable, listing them on the page")
+    p.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="build anyway when part files are unreadable, listing them on the page",
+    )
 
     p = sub.add_parser("cite", help="BibTeX for a stored result and the method's paper")
     p.add_argument("result_id", help="a result id or a unique prefix of one (see LEADERBOARD.md)")
     p.add_argument("--store", help="result store folder (default: SNNBENCH_STORE or ./leaderboard/results)")
 
     p = sub.add_parser("data", help="check where real datasets must be and whether they are usable")
-    p.add_argument("action", choices=["check"], help="check: one line per task with present / partial / missing / corrupt")
+    p.add_argument(
+        "action",
+        choices=["check"],
+        help="check: one line per task with present / partial / missing / corrupt",
+    )
     p.add_argument("--data-root", help="folder holding the real datasets (default: SNNBENCH_DATA or ~/data)")
     p.add_argument("--task", help="check only this task")
     return parser
@@ -162,7 +194,9 @@ def cmd_tasks(args) -> int:
         shape = "x".join(map(str, task.input_shape))
         rows.append([task.id, task.version, task.kind, f"[T,B,{shape}]", task.timesteps, width, status])
     print(tabulate(rows, headers=["task", "version", "kind", "input", "T", "classes/actions", "data"]))
-    print(f"\ndata root: {data.data_root(args.data_root)}  (set --data-root or SNNBENCH_DATA; `snnbench data check` says more)")
+    print(
+        f"\ndata root: {data.data_root(args.data_root)}  (set --data-root or SNNBENCH_DATA; `snnbench data check` says more)"
+    )
     return 0
 
 
@@ -206,16 +240,25 @@ def cmd_evaluate(args) -> int:
     store = _store(args.store)
     try:
         outcome = evaluate(
-            task, ref, store,
-            checkpoint=args.checkpoint, seed=args.seed, timesteps=args.timesteps, limit=args.limit,
-            timeout=args.timeout, data_root=args.data_root, progress=not args.quiet and sys.stderr.isatty(),
+            task,
+            ref,
+            store,
+            checkpoint=args.checkpoint,
+            seed=args.seed,
+            timesteps=args.timesteps,
+            limit=args.limit,
+            timeout=args.timeout,
+            data_root=args.data_root,
+            progress=not args.quiet and sys.stderr.isatty(),
         )
     except DataError as exc:
         raise UsageError(str(exc)) from None
     run = outcome.run
     if run["data_status"] == "partial":
         print(f"warning: {task.id} data is partial; this run is stored as not reportable", file=sys.stderr)
-    print(f"{task.id} v{task.version} | {run['method']} | seed {run['seed']} | T={run['timesteps']} | status {run['status']}")
+    print(
+        f"{task.id} v{task.version} | {run['method']} | seed {run['seed']} | T={run['timesteps']} | status {run['status']}"
+    )
     if run["status"] != "ok":
         print(f"error: {run['error']}", file=sys.stderr)
         if outcome.log_path:
@@ -223,7 +266,9 @@ def cmd_evaluate(args) -> int:
     else:
         print(tabulate(headline(outcome), tablefmt="plain"))
         if run["uncounted"]:
-            print(f"note: activity figures are a lower bound; uncounted module types: {', '.join(run['uncounted'])}")
+            print(
+                f"note: activity figures are a lower bound; uncounted module types: {', '.join(run['uncounted'])}"
+            )
         if not run["reportable"]:
             print("note: not reportable (--limit or partial data); the leaderboard leaves it out")
     print(f"result {run['result_id']} -> {store.path}")
@@ -239,8 +284,14 @@ def cmd_train(args) -> int:
     ref = _submission(args.model)
     try:
         result = train(
-            task, ref, seed=args.seed, timesteps=args.timesteps, data_root=args.data_root,
-            out=args.out, epochs=args.epochs, progress=not args.quiet,
+            task,
+            ref,
+            seed=args.seed,
+            timesteps=args.timesteps,
+            data_root=args.data_root,
+            out=args.out,
+            epochs=args.epochs,
+            progress=not args.quiet,
         )
     except DataError as exc:
         raise UsageError(str(exc)) from None
@@ -283,8 +334,12 @@ def cmd_cite(args) -> int:
 
 
 COMMANDS = {
-    "tasks": cmd_tasks, "evaluate": cmd_evaluate, "train": cmd_train,
-    "leaderboard": cmd_leaderboard, "cite": cmd_cite, "data": cmd_data,
+    "tasks": cmd_tasks,
+    "evaluate": cmd_evaluate,
+    "train": cmd_train,
+    "leaderboard": cmd_leaderboard,
+    "cite": cmd_cite,
+    "data": cmd_data,
 }
 
 

@@ -14,14 +14,18 @@ import torch
 
 
 class Encoder(Protocol):
-    def __call__(self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None) -> torch.Tensor: ...
+    def __call__(
+        self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
 class Direct:
     """The same analog frame at every step (direct / constant-current coding)."""
 
-    def __call__(self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         return x.unsqueeze(0).expand(timesteps, *x.shape).contiguous()
 
 
@@ -31,7 +35,9 @@ class PoissonRate:
 
     gain: float = 1.0
 
-    def __call__(self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         p = (x * self.gain).clamp(0.0, 1.0)
         u = torch.rand((timesteps, *x.shape), generator=generator, dtype=x.dtype, device=x.device)
         return (u < p.unsqueeze(0)).to(x.dtype)
@@ -46,7 +52,9 @@ class Latency:
 
     threshold: float = 0.01
 
-    def __call__(self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         xc = x.clamp(0.0, 1.0)
         step = torch.round((1.0 - xc) * (timesteps - 1)).long()
         out = torch.zeros((timesteps, *x.shape), dtype=x.dtype, device=x.device)
@@ -59,9 +67,13 @@ class Latency:
 class Frames:
     """Event frames already binned to [B, T, C, H, W] by the reader: only move time first."""
 
-    def __call__(self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         if x.shape[1] != timesteps:
-            raise ValueError(f"frames have {x.shape[1]} time bins but T={timesteps}; the reader must bin to T")
+            raise ValueError(
+                f"frames have {x.shape[1]} time bins but T={timesteps}; the reader must bin to T"
+            )
         return x.transpose(0, 1).contiguous()
 
 

@@ -120,7 +120,9 @@ def evaluate(
     tampered = _touched(before, store.snapshot())
     if tampered:
         run["status"] = "failed"
-        run["error"] = f"files of the result store changed during the run: {', '.join(tampered[:3])}; a submission must not touch the store"
+        run["error"] = (
+            f"files of the result store changed during the run: {', '.join(tampered[:3])}; a submission must not touch the store"
+        )
         rows = []
     if run["status"] != "ok":
         rows = []

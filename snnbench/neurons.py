@@ -13,11 +13,19 @@ between the two without changing a spike:
 (for the soft reset the leak pulls towards 0.) Neurons keep no state between calls: every call
 starts from v = v_reset (0 for soft reset), so there is nothing to reset between batches.
 Every spiking module subclasses BaseNeuron, which is how the activity probes recognise them.
+
+Speed: forward() runs a fused loop (a custom autograd Function) that writes every step in place
+into preallocated outputs and saves one tensor for backward, the charged membrane h; backward
+rebuilds the surrogate derivative and the reset from h and runs the reverse-time recurrence with
+one fused op per step. Spikes and gradients equal reference_forward's (bitwise for spikes, to
+float rounding for gradients). Set `neuron.fused = False` to run reference_forward instead, e.g.
+for double backward or forward-mode AD, which the fused Function does not support.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -74,11 +82,160 @@ def spike(x: torch.Tensor, surrogate: str = "atan", alpha: float | None = None) 
     return _Spike.apply(x, surrogate, SURROGATES[surrogate] if alpha is None else alpha)
 
 
+# ---------------------------------------------------------------- fused multi-step loop
+
+
+class _Config(NamedTuple):
+    kind: str  # "if" or "lif"
+    k: float | torch.Tensor  # 1/tau (a 0-dim tensor for PLIF); unused for IF
+    decay_input: bool
+    v_threshold: float
+    v_reset: float | None
+    surrogate: str
+    alpha: float
+    detach_reset: bool
+
+
+def _plain_input(x: torch.Tensor) -> bool:
+    """True where the fused Function is safe: a plain floating tensor, no functorch or forward AD."""
+    return (
+        type(x) in (torch.Tensor, nn.Parameter)
+        and x.dim() >= 2
+        and x.shape[0] > 0
+        and x.is_floating_point()
+        and not torch._C._are_functorch_transforms_active()
+        and torch.autograd.forward_ad._current_level < 0
+    )
+
+
+def _charge_(h: torch.Tensor, v: torch.Tensor, x: torch.Tensor, tmp: torch.Tensor, cfg: _Config) -> None:
+    """h = charge(v, x), written in place with the same operations, in the same order, as charge()."""
+    if cfg.kind == "if":
+        torch.add(v, x, out=h)
+        return
+    rest = cfg.v_reset if cfg.v_reset is not None else 0.0
+    if cfg.decay_input:  # v + (x - (v - rest)) * k
+        torch.sub(x, torch.sub(v, rest, out=tmp), out=tmp)
+        tmp.mul_(cfg.k)
+        torch.add(v, tmp, out=h)
+    else:  # v - (v - rest) * k + x
+        torch.sub(v, rest, out=tmp).mul_(cfg.k)
+        torch.sub(v, tmp, out=h).add_(x)
+
+
+def _reset_(v: torch.Tensor, h: torch.Tensor, s: torch.Tensor, cfg: _Config) -> None:
+    """v = reset(h, s) in place; exact for s in {0, 1}, so it equals the reference's formula bitwise."""
+    if cfg.v_reset is None:  # h - s * v_threshold
+        torch.sub(h, s, alpha=cfg.v_threshold, out=v)
+    elif cfg.v_reset == 0.0:  # h * (1 - s): h - h * s
+        torch.addcmul(h, h, s, value=-1.0, out=v)
+    else:  # h * (1 - s) + v_reset * s
+        v.copy_(h).masked_fill_(s.bool(), cfg.v_reset)
+
+
+def _fused_forward(x: torch.Tensor, cfg: _Config, keep_h: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Spikes [T, ...] (x's dtype and memory layout) and, if keep_h, the charged membrane h [T, ...]."""
+    spikes = torch.empty_like(x)
+    hs = torch.empty_like(x) if keep_h else None
+    v = torch.full_like(x[0], cfg.v_reset if cfg.v_reset is not None else 0.0)
+    tmp = torch.empty_like(v)
+    h = torch.empty_like(v)
+    for t in range(x.shape[0]):
+        if hs is not None:
+            h = hs[t]
+        _charge_(h, v, x[t], tmp, cfg)
+        s = spikes[t]
+        torch.ge(h, cfg.v_threshold, out=s)  # Heaviside(h - v_threshold): h - v_th >= 0 iff h >= v_th
+        _reset_(v, h, s, cfg)
+    return spikes, hs
+
+
+def _surrogate_grad_(y: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
+    """surrogate_grad(y) computed in place in y (same formulas, no full-size temporaries)."""
+    if kind == "atan":
+        y.mul_(math.pi / 2 * alpha).square_().add_(1.0)
+        return y.reciprocal_().mul_(alpha / 2)
+    if kind == "sigmoid":
+        y.mul_(alpha).sigmoid_()
+        return y.addcmul_(y, y, value=-1.0).mul_(alpha)
+    if kind == "rectangular":
+        return torch.lt(y.abs_(), alpha / 2, out=y).div_(alpha)
+    if kind == "triangle":
+        return y.abs_().neg_().add_(alpha).clamp_(min=0).div_(alpha * alpha)
+    if kind == "ste":
+        return y.fill_(1.0)
+    raise ValueError(f"unknown surrogate {kind!r}; choose one of {', '.join(SURROGATES)}")
+
+
+class _FusedNeuron(torch.autograd.Function):
+    """The whole T-step recurrence as one autograd node; saves only h = charge(v[t-1], x[t])."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, k: torch.Tensor | None, cfg: _Config) -> torch.Tensor:
+        spikes, hs = _fused_forward(x, cfg, keep_h=True)
+        ctx.cfg = cfg
+        # PLIF's d h / d k needs x itself when the input decays (x - (v - rest)); keep x only then.
+        keep_x = k is not None and ctx.needs_input_grad[1] and cfg.decay_input
+        ctx.save_for_backward(hs, x if keep_x else None)
+        return spikes
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_s: torch.Tensor):
+        hs, x = ctx.saved_tensors
+        cfg: _Config = ctx.cfg
+        th, rest = cfg.v_threshold, cfg.v_reset
+        # gh[t] = grad_s[t] * sg[t] + leak * m[t] * gh[t+1], m[t] = d v[t] / d h[t], leak = d h[t+1] / d v[t].
+        # Two full-size buffers (sg -> gh, m), both in h's memory layout, and no other temporaries.
+        sg = _surrogate_grad_(hs - th, cfg.surrogate, cfg.alpha)
+        if rest is None:  # soft: d v / d h = 1 - th * sg (1 if detached)
+            m = None if cfg.detach_reset else torch.mul(sg, -th).add_(1.0)
+        else:  # hard: d v / d h = (1 - s) + (rest - h) * sg  ((1 - s) if detached)
+            m = torch.lt(hs, th, out=torch.empty_like(hs))
+            if not cfg.detach_reset:
+                if rest != 0.0:
+                    m.add_(sg, alpha=rest)
+                m.addcmul_(sg, hs, value=-1.0)
+        gh = sg.mul_(grad_s)
+        k = float(cfg.k)
+        leak = 1.0 if cfg.kind == "if" else 1.0 - k
+        for t in range(gh.shape[0] - 2, -1, -1):
+            if m is None:
+                gh[t].add_(gh[t + 1], alpha=leak)
+            elif leak == 1.0:
+                gh[t].addcmul_(m[t], gh[t + 1])
+            else:
+                gh[t].addcmul_(m[t], gh[t + 1], value=leak)
+        grad_k = None
+        if ctx.needs_input_grad[1]:
+            grad_k = _grad_k(gh, hs, x, cfg)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = gh.mul_(k) if cfg.kind == "lif" and cfg.decay_input else gh
+        return grad_x, grad_k, None
+
+
+def _grad_k(gh: torch.Tensor, hs: torch.Tensor, x: torch.Tensor | None, cfg: _Config) -> torch.Tensor:
+    """d loss / d k = sum_t gh[t] * d h[t] / d k, with d h / d k = x - (v - rest) or -(v - rest)."""
+    rest = cfg.v_reset if cfg.v_reset is not None else 0.0
+    v_prev = torch.empty_like(hs)  # v[t-1], rebuilt exactly from h[t-1] and its spike
+    v_prev[0].fill_(rest)
+    if hs.shape[0] > 1:
+        h_before = hs[:-1]
+        _reset_(v_prev[1:], h_before, (h_before >= cfg.v_threshold).to(hs.dtype), cfg)
+    d = v_prev.sub_(rest)
+    d = torch.sub(x, d, out=d) if cfg.decay_input else d.neg_()
+    return (gh * d).sum().to(cfg.k.dtype).reshape(cfg.k.shape)
+
+
 # ---------------------------------------------------------------- neurons
 
 
 class BaseNeuron(nn.Module):
     """A multi-step spiking layer. Subclasses define how the membrane charges."""
+
+    #: run the fused loop when the neuron is a plain IF/LIF/PLIF; False forces reference_forward.
+    fused: bool = True
 
     def __init__(
         self,
@@ -101,7 +258,30 @@ class BaseNeuron(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.reference_forward(x)
+        cfg = self._fused_config(x)
+        if cfg is None:
+            return self.reference_forward(x)
+        k = cfg.k if isinstance(cfg.k, torch.Tensor) else None
+        if torch.is_grad_enabled() and (x.requires_grad or (k is not None and k.requires_grad)):
+            return _FusedNeuron.apply(x, k, cfg)
+        return _fused_forward(x, cfg, keep_h=False)[0]
+
+    def _fused_config(self, x: torch.Tensor) -> _Config | None:
+        """The fused loop's settings, or None where only reference_forward is right."""
+        if not self.fused or not _plain_input(x):
+            return None
+        charge = type(self).charge
+        if charge is IF.charge:
+            kind, k, decay_input = "if", 1.0, False
+        elif charge is LIF.charge:
+            kind, k, decay_input = "lif", self._decay(), self.decay_input
+            if isinstance(k, torch.Tensor) and (k.dim() != 0 or not k.is_floating_point() or k.device != x.device):
+                return None
+        else:
+            return None
+        return _Config(
+            kind, k, decay_input, self.v_threshold, self.v_reset, self.surrogate, self.alpha, self.detach_reset
+        )
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The plain step-by-step loop that defines the neuron; fast paths must match it."""

@@ -85,7 +85,13 @@ class _Child:
     """The child's state machine; each public method answers one command from the parent."""
 
     def __init__(self, ref: SubmissionRef, task, seed: int, checkpoint: str | None, timesteps: int) -> None:
-        self.ref, self.task, self.seed, self.checkpoint, self.timesteps = ref, task, seed, checkpoint, timesteps
+        self.ref, self.task, self.seed, self.checkpoint, self.timesteps = (
+            ref,
+            task,
+            seed,
+            checkpoint,
+            timesteps,
+        )
         self.state = GlobalTorchState.capture()
         self.model: torch.nn.Module | None = None
         self.probes: list = []
@@ -194,7 +200,9 @@ def _child_main(conn, ref, task, seed, checkpoint, timesteps, workdir) -> None:
 
 
 def _one_line(command: str, exc: BaseException) -> str:
-    where = {"forward": "the model's forward", "build": "build", "finish": "metric collection"}.get(command, command)
+    where = {"forward": "the model's forward", "build": "build", "finish": "metric collection"}.get(
+        command, command
+    )
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, SystemExit):
         return f"{where} called sys.exit({exc.code}); a submission must not exit the process"
@@ -271,7 +279,9 @@ class Sandbox:
             how = f"was killed by signal {signal.Signals(-code).name}"
         else:
             how = f"exited with status {code}"
-        return ChildFailure(f"the submission process {how} during {command}; it must return, not exit or crash")
+        return ChildFailure(
+            f"the submission process {how} during {command}; it must return, not exit or crash"
+        )
 
     def close(self) -> None:
         if self.process is not None and self.process.is_alive():

@@ -50,7 +50,9 @@ def resolve(path: str | Path) -> SubmissionRef:
             raise ValueError(f"--model {path}: folder has no __init__.py; add one that defines build(task)")
         return SubmissionRef(p, p.name, _hash_folder(p), True)
     if p.suffix != ".py":
-        raise ValueError(f"--model {path}: expected a .py file or a package folder, got {p.suffix or 'no suffix'}")
+        raise ValueError(
+            f"--model {path}: expected a .py file or a package folder, got {p.suffix or 'no suffix'}"
+        )
     method = p.parent.name if p.stem == "submission" else p.stem
     return SubmissionRef(p, method, hashlib.sha256(p.read_bytes()).hexdigest(), False)
 
@@ -103,7 +105,9 @@ def build_model(module: ModuleType, task) -> torch.nn.Module:
     except Exception as exc:
         raise SubmissionError(f"build(task) raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, torch.nn.Module):
-        raise SubmissionError(f"build(task) returned {type(model).__name__}; it must return a torch.nn.Module")
+        raise SubmissionError(
+            f"build(task) returned {type(model).__name__}; it must return a torch.nn.Module"
+        )
     return model
 
 

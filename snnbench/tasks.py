@@ -17,7 +17,17 @@ from typing import Any
 
 KINDS = ("classification", "rl")
 METRIC_FAMILIES = ("accuracy", "activity", "energy", "latency", "footprint", "robustness", "privacy", "rl")
-REQUIRED_KEYS = ("id", "version", "kind", "title", "input_shape", "timesteps", "batch_size", "data", "encoding")
+REQUIRED_KEYS = (
+    "id",
+    "version",
+    "kind",
+    "title",
+    "input_shape",
+    "timesteps",
+    "batch_size",
+    "data",
+    "encoding",
+)
 
 
 class TaskError(ValueError):
@@ -77,7 +87,9 @@ def parse_task(raw: dict[str, Any], source: str) -> Task:
     """Validate a task dict (from TOML); every problem is a TaskError naming the file and key."""
     missing = [k for k in REQUIRED_KEYS if k not in raw]
     if missing:
-        raise TaskError(f"{source}: missing key(s) {', '.join(missing)}; see tasks/digits.toml for a complete task")
+        raise TaskError(
+            f"{source}: missing key(s) {', '.join(missing)}; see tasks/digits.toml for a complete task"
+        )
     kind = raw["kind"]
     if kind not in KINDS:
         raise TaskError(f"{source}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -102,7 +114,9 @@ def parse_task(raw: dict[str, Any], source: str) -> Task:
     known = set(Task.__dataclass_fields__)
     extra = sorted(set(raw) - known)
     if extra:
-        raise TaskError(f"{source}: unknown key(s) {', '.join(extra)}; known keys: {', '.join(sorted(known))}")
+        raise TaskError(
+            f"{source}: unknown key(s) {', '.join(extra)}; known keys: {', '.join(sorted(known))}"
+        )
     return Task(
         id=raw["id"],
         version=raw["version"],

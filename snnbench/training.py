@@ -59,7 +59,9 @@ def readout(out: torch.Tensor) -> torch.Tensor:
     return out.mean(0) if out.dim() == 3 else out
 
 
-def default_train(model: nn.Module, task, data: TrainingData, budget: Budget, progress: bool = True) -> nn.Module:
+def default_train(
+    model: nn.Module, task, data: TrainingData, budget: Budget, progress: bool = True
+) -> nn.Module:
     """Adam + cross-entropy on the time-averaged output, BPTT through the surrogate gradients."""
     optimiser = torch.optim.Adam(model.parameters(), lr=budget.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, budget.epochs))
@@ -82,7 +84,7 @@ def default_train(model: nn.Module, task, data: TrainingData, budget: Budget, pr
             optimiser.step()
             seen += y.numel()
             correct += int((logits.argmax(1) == y).sum())
-            total_loss += float(loss) * y.numel()
+            total_loss += loss.item() * y.numel()
         schedule.step()
         data.history.append({"epoch": epoch + 1, "loss": total_loss / seen, "train_accuracy": correct / seen})
         if bar is not None:

@@ -1,0 +1,417 @@
+"""The leaderboard: a pure function of the result store, the task files and CITATION strings.
+
+`build()` reads the store once, aggregates reportable runs per (task, task version, metrics
+version, T) and method (mean ± sample std over seeds), and renders the same document twice:
+LEADERBOARD.md (tabulate, github tables) and site/index.html (static, inline CSS, no script).
+Nothing else is read (no clock, no environment beyond the task directory), and everything is
+sorted, so rebuilding from the same store gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from .cite import ENERGY_CARD, ENERGY_CARD_MEM, headline, read_citation
+from .store import Store, StoreView
+from .tasks import Task, load_tasks
+
+LOWER_BOUND = "≥"
+MASKED = "†"
+
+
+def _si(v: float) -> str:
+    """Three significant digits with an SI suffix: counts span 1 to 1e12 across tasks."""
+    if not math.isfinite(v):
+        return str(v)
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def _g3(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def _f2(v: float) -> str:
+    return f"{v:.2f}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: a headline figure (see cite.headline) and how to print it."""
+
+    header: str
+    key: str
+    fmt: Callable[[float], str]
+    activity: bool = False  # a lower bound when the run has uncounted modules
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("top-1 %", "accuracy", _pct),
+    Column("top-5 %", "accuracy_top5", _pct),
+    Column("human-norm. score", "human_normalized_score", _f2),
+    Column("return", "episode_return_mean", _g3),
+    Column("spikes/sample", "spikes_per_sample", _si, activity=True),
+    Column("SynOps/sample", "synops_per_sample", _si, activity=True),
+    Column("MACs/sample", "macs_per_sample", _si, activity=True),
+    Column("µJ/sample compute", f"energy_uj_per_sample[{ENERGY_CARD}]", _g3, activity=True),
+    Column("µJ/sample memory-aware", f"energy_uj_per_sample[{ENERGY_CARD_MEM}]", _g3, activity=True),
+    Column("decision step", "decision_timestep", _f2),
+    Column("latency ms/sample", "latency_ms_per_sample", _g3),
+    Column("params", "params", _si),
+)
+# The figure that orders a table, best first: the first one its rows have.
+RANK_KEYS = ("accuracy", "human_normalized_score", "episode_return_mean")
+GROUP_KEYS = ["task", "task_version", "metrics_version", "timesteps"]
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregation
+
+
+def _run_figures(metrics: pd.DataFrame) -> tuple[dict[str, dict[str, float]], set[str]]:
+    """Per result id: headline figures; and the ids with gradient_masking_suspected set."""
+    figures = {rid: headline(m) for rid, m in metrics.groupby("result_id", sort=True)}
+    flagged = metrics[(metrics["metric"] == "gradient_masking_suspected") & (metrics["value"] >= 0.5)]
+    return figures, set(flagged["result_id"])
+
+
+def summarize(view: StoreView) -> pd.DataFrame:
+    """One row per (task, task_version, metrics_version, T, method, submission): reportable ok runs
+    only, with `<key>_mean`, `<key>_std` (sample std, NaN for one run) and `<key>_n` per column key.
+
+    Different submission files under one method name stay apart (`submission_sha256`), so an
+    edited submission never averages with its older self.
+    """
+    runs = view.runs
+    good = runs[(runs["status"] == "ok") & runs["reportable"].astype(bool)]
+    figures, flagged = _run_figures(view.metrics)
+    rows = []
+    for key, group in good.groupby([*GROUP_KEYS, "method", "submission_sha256"], sort=True):
+        group = group.sort_values(["seed", "result_id"])
+        ids = list(group["result_id"])
+        uncounted = sorted({u for lst in group["uncounted"] for u in lst})
+        row = dict(zip([*GROUP_KEYS, "method", "submission_sha256"], key))
+        row.update(
+            submission_path=str(group["submission_path"].iloc[0]),
+            runs=len(ids),
+            seeds=", ".join(str(int(s)) for s in group["seed"]),
+            result_ids=" ".join(ids),
+            uncounted=", ".join(uncounted),
+            gradient_masking=any(r in flagged for r in ids),
+        )
+        for col in COLUMNS:
+            vals = np.array([figures.get(r, {}).get(col.key, np.nan) for r in ids], dtype=np.float64)
+            vals = vals[~np.isnan(vals)]
+            row[f"{col.key}_n"] = len(vals)
+            row[f"{col.key}_mean"] = float(vals.mean()) if len(vals) else np.nan
+            row[f"{col.key}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# a tiny document model rendered to Markdown and HTML from the same blocks
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str  # h1, h2, p, ul, table, pre
+    text: str = ""
+    items: tuple = ()
+    headers: tuple = ()
+    rows: tuple = ()
+    align: tuple = ()  # per column, "left" or "right"; default: first left, the rest right
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: Sequence[Block]) -> str:
+    out = []
+    for b in blocks:
+        if b.kind == "h1":
+            out.append(f"# {b.text}")
+        elif b.kind == "h2":
+            out.append(f"## {b.text}")
+        elif b.kind == "h3":
+            out.append(f"### {b.text}")
+        elif b.kind == "p":
+            out.append(b.text)
+        elif b.kind == "ul":
+            out.append("\n".join(f"- {i}" for i in b.items))
+        elif b.kind == "table":
+            align = list(b.align) or ["left"] + ["right"] * (len(b.headers) - 1)
+            rows = [[_md_cell(c) for c in r] for r in b.rows]
+            out.append(
+                tabulate(
+                    rows, headers=list(b.headers), tablefmt="github", disable_numparse=True, colalign=align
+                )
+            )
+        elif b.kind == "pre":
+            out.append(f"```bibtex\n{b.text}\n```")
+    return "\n\n".join(out) + "\n"
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:80em;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0 1em}"
+    "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;white-space:nowrap}"
+    "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}"
+    "pre{background:#f6f6f6;padding:.6em;overflow-x:auto}.note{color:#555}"
+)
+
+
+def to_html(blocks: Sequence[Block], title: str) -> str:
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{e(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+    ]
+    for b in blocks:
+        if b.kind in ("h1", "h2", "h3"):
+            out.append(f"<{b.kind}>{e(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            out.append(f'<p class="note">{e(b.text)}</p>')
+        elif b.kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{e(str(i))}</li>" for i in b.items) + "</ul>")
+        elif b.kind == "table":
+            head = "".join(f"<th>{e(str(h))}</th>" for h in b.headers)
+            body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>\n" for r in b.rows)
+            out.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>")
+        elif b.kind == "pre":
+            out.append(f"<pre>{e(b.text)}</pre>")
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# the page
+
+
+def _cell(row: pd.Series, col: Column) -> str:
+    n, mean, std = row[f"{col.key}_n"], row[f"{col.key}_mean"], row[f"{col.key}_std"]
+    if n == 0:
+        return "–"
+    text = col.fmt(mean) if n == 1 else f"{col.fmt(mean)} ± {col.fmt(std)}"
+    if col.activity and row["uncounted"]:
+        text = LOWER_BOUND + text
+    return text
+
+
+def _section_title(key: tuple, tasks: dict[str, Task]) -> tuple[str, str]:
+    task_id, version, metrics_version, timesteps = key
+    heading = f"{task_id} v{version}, T={timesteps}, metrics v{metrics_version}"
+    task = tasks.get(task_id)
+    if task is None:
+        return heading, "(no task file for this id any more)"
+    note = task.title
+    if task.version != version:
+        note += f" (the task file is now v{task.version}: these runs used an older protocol)"
+    return heading, note
+
+
+def _left_out(runs: pd.DataFrame) -> str | None:
+    failed = int((runs["status"] == "failed").sum())
+    timeout = int((runs["status"] == "timeout").sum())
+    unrep = int(((runs["status"] == "ok") & ~runs["reportable"].astype(bool)).sum())
+    if not (failed or timeout or unrep):
+        return None
+    return (
+        f"Left out: {failed} failed, {timeout} timed out, {unrep} not reportable "
+        "(--limit runs or partial data); see 'Runs left out' below."
+    )
+
+
+def page_blocks(
+    view: StoreView,
+    tasks: dict[str, Task],
+    store_root: Path,
+    submissions_root: str | os.PathLike | None = None,
+) -> list[Block]:
+    """The whole leaderboard as blocks; a pure function of its arguments."""
+    runs = view.runs
+    summary = summarize(view)
+    n_ok = int(((runs["status"] == "ok") & runs["reportable"].astype(bool)).sum()) if len(runs) else 0
+    blocks = [
+        Block("h1", "snnbench leaderboard"),
+        Block(
+            "p",
+            f"Built from the result store alone: {len(runs)} runs, {n_ok} reportable. Each row is one "
+            "method (one submission file) on one task version and T: mean ± sample std over its seeds, "
+            "best first. Activity and energy are per test sample (PROTOCOLS.md section 3); µJ under "
+            f"{ENERGY_CARD} (compute only) and {ENERGY_CARD_MEM} (with on-chip memory traffic). "
+            "Cite a row with `snnbench cite RESULT_ID`.",
+        ),
+    ]
+    if view.corrupt:
+        blocks.append(Block("p", "Skipped corrupt result files (--skip-corrupt):"))
+        blocks.append(Block("ul", items=tuple(_rel(p, store_root) for p in view.corrupt)))
+    if not len(runs):
+        blocks.append(Block("p", "The store holds no runs yet: run `snnbench evaluate` first."))
+        return blocks
+
+    keys = sorted({tuple(k) for k in runs[GROUP_KEYS].itertuples(index=False)}, key=_sort_key)
+    for key in keys:
+        heading, note = _section_title(key, tasks)
+        blocks += [Block("h2", heading), Block("p", note)]
+        mask = _match(runs, key)
+        part = summary[_match(summary, key)] if len(summary) else summary
+        if len(part):
+            blocks.append(_table(part))
+            blocks += _footnotes(part)
+        else:
+            blocks.append(Block("p", "No reportable run for this task and T."))
+        left = _left_out(runs[mask])
+        if left:
+            blocks.append(Block("p", left))
+
+    blocks += _left_out_table(runs)
+    blocks += _references(summary, submissions_root)
+    return blocks
+
+
+def _match(frame: pd.DataFrame, key: tuple) -> np.ndarray:
+    return np.logical_and.reduce([(frame[c] == v).to_numpy(dtype=bool) for c, v in zip(GROUP_KEYS, key)])
+
+
+def _sort_key(key: tuple) -> tuple:
+    task_id, version, metrics_version, timesteps = key
+    return (str(task_id), int(version), str(metrics_version), int(timesteps))
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _table(part: pd.DataFrame) -> Block:
+    cols = [c for c in COLUMNS if part[f"{c.key}_n"].sum() > 0]
+    rank = next((k for k in RANK_KEYS if part[f"{k}_n"].sum() > 0), None)
+    part = part.copy()
+    part["_rank"] = -part[f"{rank}_mean"].fillna(-np.inf) if rank else 0.0
+    part = part.sort_values(["_rank", "method", "submission_sha256"], kind="stable")
+    dup = part["method"].duplicated(keep=False)
+    headers = ["method", *[c.header for c in cols], "T", "seeds", "result ids"]
+    rows = []
+    for (_, row), is_dup in zip(part.iterrows(), dup):
+        name = row["method"] + (f" (submission {row['submission_sha256'][:8]})" if is_dup else "")
+        if row["gradient_masking"]:
+            name += f" {MASKED}"
+        rows.append(
+            (
+                name,
+                *[_cell(row, c) for c in cols],
+                str(int(row["timesteps"])),
+                row["seeds"],
+                row["result_ids"],
+            )
+        )
+    return Block("table", headers=tuple(headers), rows=tuple(rows))
+
+
+def _footnotes(part: pd.DataFrame) -> list[Block]:
+    notes = []
+    for _, row in part.sort_values(["method", "submission_sha256"]).iterrows():
+        if row["uncounted"]:
+            notes.append(
+                f"{LOWER_BOUND} {row['method']}: activity is a lower bound: uncounted module types "
+                f"{row['uncounted']}."
+            )
+    if part["gradient_masking"].any():
+        notes.append(
+            f"{MASKED} gradient masking suspected: a robustness sanity check failed (PROTOCOLS.md "
+            "section 4); treat its robust accuracy with caution."
+        )
+    return [Block("p", n) for n in notes]
+
+
+def _left_out_table(runs: pd.DataFrame) -> list[Block]:
+    bad = runs[(runs["status"] != "ok") | ~runs["reportable"].astype(bool)]
+    if not len(bad):
+        return []
+    bad = bad.sort_values(["task", "task_version", "timesteps", "method", "seed", "result_id"])
+    rows = []
+    for r in bad.itertuples(index=False):
+        why = r.error if r.status != "ok" else _why_unreportable(r)
+        task = f"{r.task} v{int(r.task_version)}"
+        rows.append((r.result_id, task, str(int(r.timesteps)), r.method, str(int(r.seed)), r.status, why))
+    return [
+        Block("h2", "Runs left out"),
+        Block(
+            "table",
+            headers=("result id", "task", "T", "method", "seed", "status", "reason"),
+            rows=tuple(rows),
+            align=("left", "left", "right", "left", "right", "left", "left"),
+        ),
+    ]
+
+
+def _why_unreportable(r) -> str:
+    if not pd.isna(r.limit):
+        return f"not reportable: --limit {int(r.limit)}"
+    if isinstance(r.data_status, str) and r.data_status not in ("present", "embedded"):
+        return f"not reportable: data {r.data_status}"
+    return "not reportable"
+
+
+def _references(summary: pd.DataFrame, submissions_root) -> list[Block]:
+    if not len(summary):
+        return []
+    seen, blocks = set(), []
+    for r in summary.sort_values(["method", "submission_path"]).itertuples(index=False):
+        if (r.method, r.submission_path) in seen:
+            continue
+        seen.add((r.method, r.submission_path))
+        text = read_citation(r.submission_path, submissions_root)
+        if text:
+            blocks += [Block("h3", f"{r.method} ({r.submission_path})"), Block("pre", text)]
+    return [Block("h2", "References"), *blocks] if blocks else []
+
+
+def build(
+    store_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    tasks_dir: str | os.PathLike | None = None,
+    skip_corrupt: bool = False,
+    submissions_root: str | os.PathLike | None = None,
+) -> list[Path]:
+    """Write out_dir/LEADERBOARD.md and out_dir/site/index.html from the store; return both paths.
+
+    A corrupt part file raises the store's one-line CorruptStoreError unless `skip_corrupt`, which
+    lists the skipped files at the top of the page. Relative submission paths (for CITATION
+    strings) resolve against `submissions_root`, default the current directory.
+    """
+    store = Store(store_path)
+    view = store.read(skip_corrupt=skip_corrupt)
+    tasks = load_tasks(Path(tasks_dir) if tasks_dir is not None else None)
+    blocks = page_blocks(view, tasks, store.path, submissions_root)
+    out = Path(out_dir)
+    md_path, html_path = out / "LEADERBOARD.md", out / "site" / "index.html"
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(to_markdown(blocks), encoding="utf-8", newline="\n")
+    html_path.write_text(to_html(blocks, "snnbench leaderboard"), encoding="utf-8", newline="\n")
+    return [md_path, html_path]
