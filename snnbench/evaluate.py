@@ -80,6 +80,7 @@ def evaluate(
         timesteps=steps,
         snnbench_version=snnbench.__version__,
         limit=limit,
+        metrics_version=snnbench.METRICS_VERSION,
     )
     run = {
         "result_id": rid,

@@ -114,12 +114,16 @@ def result_id(
     timesteps: int,
     snnbench_version: str,
     limit: int | None = None,
+    metrics_version: str | None = None,
 ) -> str:
     """12 hex digits of sha256 over a canonical JSON of what decides a run's numbers.
 
     The same run gives the same id (a retry replaces its own files); `limit` is part of it so a
-    `--limit` smoke run never replaces the full run of the same submission.
+    `--limit` smoke run never replaces the full run of the same submission, and `metrics_version`
+    (default: the installed one) so a change of counting conventions never replaces older runs.
     """
+    if metrics_version is None:
+        from snnbench import METRICS_VERSION as metrics_version
     key = {
         "task": str(task),
         "task_version": int(task_version),
@@ -129,6 +133,7 @@ def result_id(
         "timesteps": int(timesteps),
         "snnbench_version": str(snnbench_version),
         "limit": None if limit is None else int(limit),
+        "metrics_version": str(metrics_version),
     }
     blob = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(blob.encode("ascii")).hexdigest()[:12]
@@ -237,6 +242,7 @@ def validate_run(run: Mapping[str, Any]) -> dict[str, Any]:
         out["timesteps"],
         out["snnbench_version"],
         out["limit"],
+        out["metrics_version"],
     )
     if out["result_id"] != expected:
         raise ValueError(

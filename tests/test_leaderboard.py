@@ -53,6 +53,7 @@ def make_run(
         timesteps=T,
         snnbench_version=snnbench_version,
         limit=limit,
+        metrics_version=metrics_version,
     )
     run = dict(
         ids,
@@ -63,7 +64,6 @@ def make_run(
         data_status="embedded",
         device="cpu",
         torch_version="2.13.0",
-        metrics_version=metrics_version,
         git_commit="abc123",
         created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
         wall_time_s=1.0,

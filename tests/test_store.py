@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import snnbench
+
 from snnbench.store import (
     METRICS_SCHEMA,
     RUN_SCHEMA,
@@ -431,6 +433,7 @@ def test_result_id_is_a_hash_of_canonical_json_and_stable_across_processes():
         "timesteps": 10,
         "snnbench_version": "0.1.0",
         "limit": None,
+        "metrics_version": "1",
     }
     rid = result_id(**fields)
     assert rid == _expected_id(**fields)
@@ -466,6 +469,8 @@ def test_result_id_changes_when_any_input_changes():
         limit=10,
     )
     ids = {result_id(**base)}
+    assert result_id(**base) == result_id(**base, metrics_version=snnbench.METRICS_VERSION)
+    variants["metrics_version"] = snnbench.METRICS_VERSION + "-next"
     for key, value in variants.items():
         ids.add(result_id(**{**base, key: value}))
     assert len(ids) == 1 + len(variants)

@@ -69,13 +69,13 @@ class SaccadeDVS:
     duration_us: int = 300_000
     step_us: int = 1_000
     amplitude_px: float = 3.0
-    position_jitter_px: float = 0.0
+    position_jitter_px: float = 2.0
     log_eps: float = 0.1
     threshold_on: float = 0.25
     threshold_off: float = 0.25
-    threshold_sigma: float = 0.03
-    jitter_us: float = 1_000.0
-    noise_hz: float = 1.0
+    threshold_sigma: float = 0.05
+    jitter_us: float = 2_000.0
+    noise_hz: float = 2.0
     seed: int = 0
     sensor_seed: int = 0
 

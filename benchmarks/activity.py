@@ -1,0 +1,272 @@
+"""Cost of exact activity counting, beside NeuroBench's and SpikingJelly's counters.
+
+Model: 2 conv + 1 linear LIF layers (snnbench neurons, MultiStep-folded convs), T=16, batch 32,
+2x34x34 binary random events (~10% density), one CPU thread. Measured in this one run:
+- time: evaluation with ActivityProbe + FootprintProbe (the harness loop: reset_state, probes'
+  before/after_batch, forward under no_grad) vs the bare no-grad forward over the same batches;
+  rounds alternate the two and the median round is kept;
+- peak memory: each variant in a fresh subprocess, peak RSS during the loop minus RSS before it
+  (glibc told to return freed memory at once, MALLOC_MMAP_THRESHOLD_, the same for both);
+- peers on the same model and data: NeuroBench 2.3 (SynapticOperations: effective ACs/MACs and
+  Dense; ActivationSparsity) and SpikingJelly's DispatchCounterMode with SynOpCounter and
+  MACCounter: their time vs the bare forward, and whether their counts equal ours.
+
+Run: .venv/bin/python benchmarks/activity.py [--batches 4] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+T, B, SHAPE, DENSITY, CLASSES = 16, 32, (2, 34, 34), 0.10, 10
+
+
+def build_model():
+    import torch
+    from torch import nn
+
+    from snnbench.neurons import LIF, MultiStep
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        MultiStep(nn.Conv2d(2, 16, 3, padding=1, bias=False)),
+        LIF(tau=2.0),
+        MultiStep(nn.MaxPool2d(2)),
+        MultiStep(nn.Conv2d(16, 32, 3, padding=1, bias=False)),
+        LIF(tau=2.0),
+        MultiStep(nn.MaxPool2d(2)),
+        MultiStep(nn.Flatten()),
+        MultiStep(nn.Linear(32 * 8 * 8, CLASSES, bias=False)),
+        LIF(tau=2.0),
+    )
+    with torch.no_grad():  # scale so every layer fires a few percent of the time
+        for m, gain in ((model[0].module, 10.0), (model[3].module, 5.0), (model[7].module, 4.0)):
+            m.weight.mul_(gain)
+    return model.eval()
+
+
+def make_batches(n: int):
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    return [(torch.rand((T, B, *SHAPE), generator=g) < DENSITY).float() for _ in range(n)]
+
+
+def bare(model, batches) -> None:
+    import torch
+
+    from snnbench.frameworks import reset_state
+
+    with torch.no_grad():
+        for x in batches:
+            reset_state(model)
+            model(x)
+
+
+def probed(model, batches):
+    import torch
+
+    from snnbench.frameworks import reset_state
+    from snnbench.metrics.activity import ActivityProbe
+    from snnbench.metrics.footprint import FootprintProbe
+
+    probes = [ActivityProbe(), FootprintProbe()]
+    for p in probes:
+        p.attach(model, None)
+    with torch.no_grad():
+        for x in batches:
+            reset_state(model)
+            for p in probes:
+                p.before_batch(x.shape[1], x.shape[0])
+            out = model(x)
+            for p in probes:
+                p.after_batch(out)
+    for p in probes:
+        p.detach()
+    return [r for p in probes for r in p.rows()], probes[0]
+
+
+def neurobench_run(model, batches) -> dict:
+    import torch
+    from neurobench.benchmarks import Benchmark
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+    from neurobench.models import TorchModel
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from snnbench.neurons import LIF
+
+    class BatchFirst(torch.nn.Module):  # NeuroBench feeds [B, T, ...] and counts samples on dim 0
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x.transpose(0, 1).contiguous())
+
+    data = torch.cat([x.transpose(0, 1) for x in batches])
+    loader = DataLoader(TensorDataset(data, torch.zeros(len(data), dtype=torch.long)), batch_size=B)
+    nb_model = TorchModel(BatchFirst(model))
+    nb_model.add_activation_module(LIF)
+    bench = Benchmark(nb_model, loader, [], [], [[], [SynapticOperations, ActivationSparsity]])
+    with torch.no_grad():
+        res = bench.run(quiet=True)
+    nb_model.cleanup_hooks()
+    return res
+
+
+def spikingjelly_run(model, batches) -> tuple[float, float]:
+    import torch
+    from spikingjelly.activation_based.op_counter import DispatchCounterMode, MACCounter, SynOpCounter
+
+    from snnbench.frameworks import reset_state
+
+    syn, mac = SynOpCounter(), MACCounter()
+    with torch.no_grad(), DispatchCounterMode([syn, mac]):
+        for x in batches:
+            reset_state(model)
+            model(x)
+    n = sum(x.shape[1] for x in batches)
+    return syn.get_total() / n, mac.get_total() / n
+
+
+def timed(fn, *args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def memory_child(kind: str, n_batches: int) -> None:
+    """Print peak RSS growth (bytes) of one variant over its loop, measured in this process."""
+    import torch
+
+    torch.set_num_threads(1)
+    model = build_model()
+    batches = make_batches(n_batches)
+    bare(model, batches[:1])  # warm up one-time allocations (thread pools, kernels) in both variants
+    if kind == "probes":
+        probed(model, batches[:1])
+    base = _rss_now()
+    peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    (bare if kind == "bare" else probed)(model, batches)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"base": base, "peak": max(peak, peak0), "grew": peak - base}))
+
+
+def _rss_now() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_growth(kind: str, n_batches: int) -> int:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0", OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", kind, "--batches", str(n_batches)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["grew"]
+
+
+def compare(name: str, theirs: float, ours: float, why: str = "") -> str:
+    if theirs == ours:
+        return f"{name}: equal ({ours:.10g})"
+    rel = (theirs - ours) / ours * 100 if ours else float("inf")
+    why = f"; {why}" if why else ""
+    return f"{name}: differs by {rel:+.4g}% (theirs {theirs:.10g}, ours {ours:.10g}{why})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--memory-child", choices=["bare", "probes"])
+    args = ap.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args.batches)
+        return 0
+
+    import torch
+
+    torch.set_num_threads(1)
+    model = build_model()
+    batches = make_batches(args.batches)
+    bare(model, batches[:1])
+    probed(model, batches[:1])
+
+    t_bare, t_probe, ratios = [], [], []
+    for _ in range(args.rounds):  # adjacent pairs, so load drift on a shared machine cancels
+        t_bare.append(timed(bare, model, batches))
+        t_probe.append(timed(probed, model, batches))
+        ratios.append(t_probe[-1] / t_bare[-1])
+    tb, tp = statistics.median(t_bare), statistics.median(t_probe)
+    ratio = statistics.median(ratios)
+
+    rows, probe = probed(model, batches)
+    total = {
+        r.metric: r.value for r in rows if r.layer is None and r.timestep is None and r.condition is None
+    }
+
+    t_nb = statistics.median(timed(neurobench_run, model, batches) for _ in range(max(1, args.rounds // 2)))
+    nb = neurobench_run(model, batches)
+    t_sj = statistics.median(timed(spikingjelly_run, model, batches) for _ in range(max(1, args.rounds // 2)))
+    sj_syn, sj_mac = spikingjelly_run(model, batches)
+
+    m_bare = peak_growth("bare", args.batches)
+    m_probe = peak_growth("probes", args.batches)
+
+    n = B * args.batches
+    print(f"model: 2 conv + 1 linear LIF (snnbench, MultiStep), T={T}, B={B}, {SHAPE}, density {DENSITY}")
+    print(f"samples {n}, 1 CPU thread, {args.rounds} rounds (median), load average {os.getloadavg()[0]:.1f}")
+    print(f"bare forward          {tb * 1e3 / args.batches:8.1f} ms/batch")
+    print(f"snnbench all probes   {tp * 1e3 / args.batches:8.1f} ms/batch  {ratio:.2f}x (paired median)")
+    print(f"NeuroBench 2.3        {t_nb * 1e3 / args.batches:8.1f} ms/batch  {t_nb / tb:.2f}x")
+    print(f"SpikingJelly counters {t_sj * 1e3 / args.batches:8.1f} ms/batch  {t_sj / tb:.2f}x")
+    print(f"peak memory growth: bare {m_bare / 2**20:.1f} MiB, with probes {m_probe / 2**20:.1f} MiB")
+    print(
+        f"ours: synops {total['synops_per_sample']:.1f}, macs {total['macs_per_sample']:.1f}, "
+        f"dense {total['dense_ops_per_sample']:.1f}, spikes {total['spikes_per_sample']:.1f}, "
+        f"firing rate {total['firing_rate']:.5f} per sample"
+    )
+    print(
+        "NeuroBench "
+        + compare(
+            "Effective_ACs vs synops", nb["SynapticOperations"]["Effective_ACs"], total["synops_per_sample"]
+        )
+    )
+    print(
+        "NeuroBench "
+        + compare(
+            "Effective_MACs vs macs", nb["SynapticOperations"]["Effective_MACs"], total["macs_per_sample"]
+        )
+    )
+    print(
+        "NeuroBench "
+        + compare(
+            "Dense vs dense_ops",
+            nb["SynapticOperations"]["Dense"],
+            total["dense_ops_per_sample"],
+            "NeuroBench leaves out padding taps, thop and we count them",
+        )
+    )
+    print(
+        "NeuroBench "
+        + compare("1 - ActivationSparsity vs firing_rate", 1 - nb["ActivationSparsity"], total["firing_rate"])
+    )
+    print("SpikingJelly " + compare("SynOpCounter vs synops", sj_syn, total["synops_per_sample"]))
+    print("SpikingJelly " + compare("MACCounter vs macs", sj_mac, total["macs_per_sample"]))
+    print(f"activity: eval time with all probes vs bare forward {ratio:.2f}x (target <= 1.15x)")
+    print(f"activity: peak memory with all probes vs bare forward {m_probe / m_bare:.2f}x (target <= 1.2x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
