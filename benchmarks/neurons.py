@@ -105,7 +105,14 @@ def reference_weights(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def _synapses() -> list[nn.Module]:
-    return [nn.Conv2d(2, 12, 5), nn.MaxPool2d(2), nn.Conv2d(12, 32, 5), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(800, 10)]
+    return [
+        nn.Conv2d(2, 12, 5),
+        nn.MaxPool2d(2),
+        nn.Conv2d(12, 32, 5),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(800, 10),
+    ]
 
 
 class Net(nn.Module):
@@ -298,15 +305,18 @@ def _sync(device: str) -> None:
 
 
 def time_once(net: Net, x, grad, device: str) -> dict[str, float]:
-    """One no-grad forward and one training step, in milliseconds."""
+    """One no-grad forward and one training step, in milliseconds: on CPU the process's CPU time
+    (user + sys, page faults included), which for a one-thread run equals its wall time on an idle
+    core but is not inflated when other processes share the machine; on CUDA wall time."""
+    clock = time.perf_counter if device == "cuda" else time.process_time
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = clock()
     forward_only(net, x)
     _sync(device)
-    t1 = time.perf_counter()
+    t1 = clock()
     train_step(net, x, grad)
     _sync(device)
-    t2 = time.perf_counter()
+    t2 = clock()
     return {"fwd": (t1 - t0) * 1e3, "train": (t2 - t1) * 1e3}
 
 
@@ -496,8 +506,10 @@ def report(device: str, results: dict, names: list[str], batch: int) -> dict[int
             "mem": min((mem_ok[n]["train"] for n in peers if n in mem_ok), default=float("nan")),
         }
         fastest = min(peers, key=lambda n: times[n]["train"])
-        print(f"\n[{device}] T={t}, batch {batch}: firing rates of snnbench[sj] layers 1-3: "
-              + ", ".join(_fmt(v, 3) for v in r["rates"]))
+        print(
+            f"\n[{device}] T={t}, batch {batch}: firing rates of snnbench[sj] layers 1-3: "
+            + ", ".join(_fmt(v, 3) for v in r["rates"])
+        )
         header = (
             "| variant | spikes equal to twin | grad rel diff | fwd ms | fwd x fastest peer | "
             "fwd+bwd ms | fwd+bwd x fastest peer | fwd peak MiB | train peak MiB | train mem x lowest peer |"
@@ -514,7 +526,11 @@ def report(device: str, results: dict, names: list[str], batch: int) -> dict[int
                 eq, gr = "(twin)", ""
             m = memory[n]
             if isinstance(m, dict):
-                mf, mt, mr = _fmt(m["fwd"] / 2**20), _fmt(m["train"] / 2**20), _fmt(m["train"] / best["mem"], 2)
+                mf, mt, mr = (
+                    _fmt(m["fwd"] / 2**20),
+                    _fmt(m["train"] / 2**20),
+                    _fmt(m["train"] / best["mem"], 2),
+                )
             else:
                 mf, mt, mr = m, m, ""
             print(
@@ -549,7 +565,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--T", type=int, nargs="+", default=[4, 16, 64], help="time steps to run")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=7, help="interleaved timing repetitions (minimum kept)")
-    ap.add_argument("--memory-child", nargs=4, metavar=("VARIANT", "T", "BATCH", "DEVICE"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--memory-child", nargs=4, metavar=("VARIANT", "T", "BATCH", "DEVICE"), help=argparse.SUPPRESS
+    )
     ap.add_argument("--worker", nargs=3, metavar=("VARIANT", "BATCH", "DEVICE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -575,18 +593,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     names = [n for n in names if VARIANTS[n].peer or any(VARIANTS[p].twin == n for p in names)]
 
-    print("neurons benchmark: Conv2d(2,12,5)-MaxPool2d(2)-LIF-Conv2d(12,32,5)-MaxPool2d(2)-LIF-Flatten-"
-          f"Linear(800,10)-LIF, input [T, {args.batch}, 2, 34, 34] Bernoulli({EVENT_P}) events, "
-          f"weights = default init x {GAINS}, loss = sum(spikes * fixed random tensor), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} CPU thread")
+    print(
+        "neurons benchmark: Conv2d(2,12,5)-MaxPool2d(2)-LIF-Conv2d(12,32,5)-MaxPool2d(2)-LIF-Flatten-"
+        f"Linear(800,10)-LIF, input [T, {args.batch}, 2, 34, 34] Bernoulli({EVENT_P}) events, "
+        f"weights = default init x {GAINS}, loss = sum(spikes * fixed random tensor), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU thread"
+    )
     print("configurations (each peer against the snnbench twin with the same dynamics):")
     for n in names:
         v = VARIANTS[n]
         print(f"  {n}: {v.config}" + (f"  [twin: {v.twin}]" if v.peer else ""))
-    print("snnbench's MultiStep runs 2-D conv/pool/batch-norm layers in channels_last on CPU; peers use their "
-          "own layers (SpikingJelly) or plain torch.nn folded over [T*B, ...] (snnTorch, Norse)")
-    print("times: each framework in its own timing process (its own allocator state), minimum of interleaved "
-          "repetitions, milliseconds; ratios are to the fastest peer's figure")
+    print(
+        "snnbench's MultiStep runs 2-D conv/pool/batch-norm layers in channels_last on CPU; peers use their "
+        "own layers (SpikingJelly) or plain torch.nn folded over [T*B, ...] (snnTorch, Norse)"
+    )
+    print(
+        "times: each framework in its own timing process (its own allocator state), minimum of interleaved "
+        "repetitions, milliseconds of process CPU time on CPU (user+sys: equals wall time for one thread on an "
+        "idle core, and is not inflated by other load), wall time on CUDA; ratios are to the fastest peer's figure"
+    )
     print(MEMORY_METHOD)
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 EXAMPLES = """\
@@ -201,10 +202,14 @@ def cmd_tasks(args) -> int:
 
 
 def _status_word(data, task, root) -> str:
+    """present / missing / corrupt / embedded, or `partial (n of N)`."""
     try:
-        return data.check(task, root).word
+        st = data.check(task, root)
     except (ImportError, data.DataError) as exc:
         return f"error: {exc}"
+    if st.word == "partial" and st.detail:
+        return f"partial ({st.detail.split(';')[0].split(',')[0]})"
+    return st.word
 
 
 def cmd_data(args) -> int:
@@ -234,6 +239,8 @@ def cmd_evaluate(args) -> int:
     from snnbench.evaluate import evaluate, headline
 
     task = _task(args.task)
+    if task.kind != "classification":
+        raise UsageError(f"{task.id} is an {task.kind} task; its episode evaluator is not in this version yet (classification tasks only)")
     ref = _submission(args.model)
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise UsageError(f"--checkpoint {args.checkpoint}: no such file; train one with `snnbench train`")
@@ -343,7 +350,13 @@ COMMANDS = {
 }
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (partial data, unpinned splits) as one line each, without the source line."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -139,7 +139,8 @@ def evaluate(
 def _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress) -> tuple[list[MetricRow], list[str]]:
     encoder = encoder_for(task)
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=task.batch_size, shuffle=False)
+    workers = getattr(getattr(dataset, "dataset", dataset), "recommended_num_workers", 0)
+    loader = DataLoader(dataset, batch_size=task.batch_size, shuffle=False, num_workers=workers)
     outputs, labels = [], []
     with Sandbox(ref, task, seed, steps, checkpoint=checkpoint, timeout=timeout) as box:
         box.call("build", True)

@@ -116,7 +116,7 @@ def reset_state(model: nn.Module) -> None:
                 reset()
         elif _has(names, "spikingjelly", {"MemoryModule"}):
             m.reset()
-        elif _has(names, "sinabs", {"StatefulLayer", "SpikingLayer"}):
-            reset = getattr(m, "reset_states", None)
+        elif any(mod == "sinabs" or mod.startswith("sinabs.") for mod, _ in names):
+            reset = getattr(m, "reset_states", None)  # sinabs StatefulLayer and its subclasses
             if callable(reset):
                 reset()

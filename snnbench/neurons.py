@@ -114,8 +114,8 @@ def _charge_(h: torch.Tensor, v: torch.Tensor, x: torch.Tensor, tmp: torch.Tenso
         torch.add(v, x, out=h)
         return
     rest = cfg.v_reset if cfg.v_reset is not None else 0.0
-    if cfg.decay_input:  # v + (x - (v - rest)) * k
-        torch.sub(x, torch.sub(v, rest, out=tmp), out=tmp)
+    if cfg.decay_input:  # v + (x - (v - rest)) * k; v - 0.0 is v exactly
+        torch.sub(x, torch.sub(v, rest, out=tmp) if rest != 0.0 else v, out=tmp)
         tmp.mul_(cfg.k)
         torch.add(v, tmp, out=h)
     else:  # v - (v - rest) * k + x
@@ -185,27 +185,32 @@ class _FusedNeuron(torch.autograd.Function):
         hs, x = ctx.saved_tensors
         cfg: _Config = ctx.cfg
         th, rest = cfg.v_threshold, cfg.v_reset
-        # gh[t] = grad_s[t] * sg[t] + leak * m[t] * gh[t+1], m[t] = d v[t] / d h[t], leak = d h[t+1] / d v[t].
-        # Two full-size buffers (sg -> gh, m), both in h's memory layout, and no other temporaries.
-        sg = _surrogate_grad_(hs - th, cfg.surrogate, cfg.alpha)
-        if rest is None:  # soft: d v / d h = 1 - th * sg (1 if detached)
-            m = None if cfg.detach_reset else torch.mul(sg, -th).add_(1.0)
-        else:  # hard: d v / d h = (1 - s) + (rest - h) * sg  ((1 - s) if detached)
-            m = torch.lt(hs, th, out=torch.empty_like(hs))
-            if not cfg.detach_reset:
-                if rest != 0.0:
-                    m.add_(sg, alpha=rest)
-                m.addcmul_(sg, hs, value=-1.0)
-        gh = sg.mul_(grad_s)
+        # gh[t] = grad_s[t] * sg[t] + leak * m[t] * gh[t+1], with m[t] = d v[t] / d h[t] and
+        # leak = d h[t+1] / d v[t]. One full-size allocation (gh, which becomes grad_x); the
+        # surrogate and m live in two one-step buffers that stay in cache.
         k = float(cfg.k)
         leak = 1.0 if cfg.kind == "if" else 1.0 - k
-        for t in range(gh.shape[0] - 2, -1, -1):
-            if m is None:
-                gh[t].add_(gh[t + 1], alpha=leak)
-            elif leak == 1.0:
-                gh[t].addcmul_(m[t], gh[t + 1])
-            else:
-                gh[t].addcmul_(m[t], gh[t + 1], value=leak)
+        gh = torch.empty_like(hs)
+        sg = torch.empty_like(hs[0])
+        m = torch.empty_like(sg) if rest is not None else None
+        for t in range(hs.shape[0] - 1, -1, -1):
+            h, g = hs[t], gh[t]
+            _surrogate_grad_(torch.sub(h, th, out=sg), cfg.surrogate, cfg.alpha)
+            torch.mul(grad_s[t], sg, out=g)
+            if t == hs.shape[0] - 1:
+                continue
+            nxt = gh[t + 1]
+            if rest is None:  # soft: d v / d h = 1 - th * sg (1 if detached)
+                g.add_(nxt, alpha=leak)
+                if not cfg.detach_reset:
+                    g.addcmul_(sg, nxt, value=-leak * th)
+            else:  # hard: d v / d h = (1 - s) + (rest - h) * sg  ((1 - s) if detached)
+                torch.lt(h, th, out=m)
+                if not cfg.detach_reset:
+                    if rest != 0.0:
+                        m.add_(sg, alpha=rest)
+                    m.addcmul_(sg, h, value=-1.0)
+                g.addcmul_(m, nxt, value=leak)
         grad_k = None
         if ctx.needs_input_grad[1]:
             grad_k = _grad_k(gh, hs, x, cfg)
@@ -275,12 +280,21 @@ class BaseNeuron(nn.Module):
             kind, k, decay_input = "if", 1.0, False
         elif charge is LIF.charge:
             kind, k, decay_input = "lif", self._decay(), self.decay_input
-            if isinstance(k, torch.Tensor) and (k.dim() != 0 or not k.is_floating_point() or k.device != x.device):
+            if isinstance(k, torch.Tensor) and (
+                k.dim() != 0 or not k.is_floating_point() or k.device != x.device
+            ):
                 return None
         else:
             return None
         return _Config(
-            kind, k, decay_input, self.v_threshold, self.v_reset, self.surrogate, self.alpha, self.detach_reset
+            kind,
+            k,
+            decay_input,
+            self.v_threshold,
+            self.v_reset,
+            self.surrogate,
+            self.alpha,
+            self.detach_reset,
         )
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -369,7 +383,7 @@ _CHANNELS_LAST = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.BatchNorm2d)
 
 
 class _LeanMaxPool2d(torch.autograd.Function):
-    """nn.MaxPool2d that keeps only its argmax indices (int16/int32) for backward, not its input.
+    """nn.MaxPool2d that keeps only its argmax indices for backward, not its input.
 
     Same kernels as nn.MaxPool2d (max_pool2d_with_indices and its backward), so outputs and
     gradients are identical; the pooled layer's input (the largest activation in a conv-pool
@@ -380,8 +394,7 @@ class _LeanMaxPool2d(torch.autograd.Function):
         stride = pool.stride if pool.stride is not None else pool.kernel_size
         args = (pool.kernel_size, stride, pool.padding, pool.dilation, pool.ceil_mode)
         y, idx = torch.ops.aten.max_pool2d_with_indices(x, *args)
-        plane = x.shape[-1] * x.shape[-2]
-        ctx.save_for_backward(idx.to(torch.int16 if plane <= 2**15 else torch.int32 if plane <= 2**31 else idx.dtype))
+        ctx.save_for_backward(idx)
         ctx.args, ctx.like = args, (x.shape, x.stride(), x.dtype, x.device)
         return y
 
@@ -390,9 +403,15 @@ class _LeanMaxPool2d(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (idx,) = ctx.saved_tensors
         shape, stride, dtype, device = ctx.like
-        # the backward kernel reads only the input's shape and layout: an unwritten buffer stands in
-        stand_in = torch.empty_strided(shape, stride, dtype=dtype, device=device)
-        gx = torch.ops.aten.max_pool2d_with_indices_backward(grad, stand_in, *ctx.args, idx.long())
+        # The backward kernel reads only the input's shape and layout, so an unwritten buffer stands
+        # in for it; on CPU the same buffer also receives the gradient (one allocation, not two).
+        buf = torch.empty_strided(shape, stride, dtype=dtype, device=device)
+        if device.type == "cpu":
+            gx = torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
+                grad, buf, *ctx.args, idx, grad_input=buf
+            )
+        else:
+            gx = torch.ops.aten.max_pool2d_with_indices_backward(grad, buf, *ctx.args, idx)
         return gx, None
 
 
@@ -402,7 +421,7 @@ class MultiStep(nn.Module):
     Values equal `module(x.reshape(T*B, ...)).reshape(T, B, ...)`. For speed (set `fast = False` to
     get exactly that): on CPU, 2-D conv, pooling and batch norm run in channels_last, so their
     outputs (and the spikes of a neuron after them) carry channels_last strides (use reshape, not
-    view); a plain nn.MaxPool2d in training saves its int16 argmax instead of its input.
+    view); a plain nn.MaxPool2d in training saves its argmax but not its input.
     """
 
     #: channels_last on CPU and the lean max pooling; False runs the module as is.
@@ -419,7 +438,12 @@ class MultiStep(nn.Module):
         if self.fast and x.dim() == 4 and isinstance(m, _CHANNELS_LAST):
             if x.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
-            if type(m) is nn.MaxPool2d and not m.return_indices and torch.is_grad_enabled() and x.requires_grad:
+            if (
+                type(m) is nn.MaxPool2d
+                and not m.return_indices
+                and torch.is_grad_enabled()
+                and x.requires_grad
+            ):
                 y = _LeanMaxPool2d.apply(x, m)
                 return y.reshape(t, b, *y.shape[1:])
         y = m(x)

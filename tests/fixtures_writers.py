@@ -29,10 +29,40 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 # ---------------------------------------------------------------- static images
 
 
+class Py2Pickler(pickle._Pickler):
+    """Protocol 2 as Python 2's cPickle wrote the CIFAR files: byte strings (and str, a py2 byte
+    string) as BINSTRING opcodes, numpy globals under numpy.core.multiarray. Python 3 reads them
+    only with encoding="bytes", which is how the real files must be read."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_bytes(self, obj):
+        n = len(obj)
+        head = pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)
+        self.write(head + bytes(obj))
+        self.memoize(obj)
+
+    def save_str(self, obj):
+        self.save_bytes(obj.encode("latin-1"))
+
+    def save_global(self, obj, name=None):
+        module = getattr(obj, "__module__", "")
+        if module.startswith("numpy._core"):
+            name = name or obj.__qualname__
+            self.write(pickle.GLOBAL + f"{module.replace('numpy._core', 'numpy.core')}\n{name}\n".encode())
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+    dispatch[bytes] = save_bytes
+    dispatch[str] = save_str
+
+
 def write_pickle(path: Path, obj) -> Path:
+    """A pickle the way the CIFAR archives hold them (Py2Pickler, protocol 2)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        pickle.dump(obj, fh, protocol=2)
+        Py2Pickler(fh, protocol=2).dump(obj)
     return path
 
 
@@ -200,7 +230,10 @@ def write_aedat2(path: Path, ev: dict[str, np.ndarray]) -> Path:
     """jAER AEDAT 2.0: '#' header lines ending in CRLF, then big-endian (address, timestamp) uint32 pairs;
     DVS128 address = x << 8 | y << 1 | p (how tonic's read_dvs_128 decodes it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# Data format is int32 address, int32 timestamp (8 bytes total)\r\n# Timestamps tick is 1 us\r\n"
+    header = (
+        b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
+        b"# Data format is int32 address, int32 timestamp (8 bytes total)\r\n# Timestamps tick is 1 us\r\n"
+    )
     addr = (np.asarray(ev["x"]) << 8) | (np.asarray(ev["y"]) << 1) | np.asarray(ev["p"])
     pairs = np.stack([addr, np.asarray(ev["t"])], axis=1).astype(">u4")
     path.write_bytes(header + pairs.tobytes())
@@ -221,7 +254,8 @@ def write_aedat31(
     polarity event has its validity mark cleared (the reader must drop both)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     out = bytearray(
-        b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#Start-Time: 2017-01-01 00:00:00\r\n#!END-HEADER\r\n"
+        b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n"
+        b"#Start-Time: 2017-01-01 00:00:00\r\n#!END-HEADER\r\n"
     )
     if special_packet:
         out += struct.pack("<hhiiiiii", 0, 1, 8, 4, 0, 2, 2, 2)

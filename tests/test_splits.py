@@ -60,9 +60,13 @@ def test_pin_states_never_accept_an_empty_pin():
     test_ids = ["airplane/x", "truck/y"]
     digest = list_sha256(test_ids)
     unpinned = pin_check(dataclasses.replace(task, data={**task.data, "test_list_sha256": ""}), test_ids)
-    assert unpinned.state == "unpinned" and digest in unpinned.describe() and "not pinned" in unpinned.describe()
+    assert (
+        unpinned.state == "unpinned" and digest in unpinned.describe() and "not pinned" in unpinned.describe()
+    )
     assert "matches" not in unpinned.describe()
-    pinned = pin_check(dataclasses.replace(task, data={**task.data, "test_list_sha256": digest.upper()}), test_ids)
+    pinned = pin_check(
+        dataclasses.replace(task, data={**task.data, "test_list_sha256": digest.upper()}), test_ids
+    )
     assert pinned.state == "match" and "matches tasks/cifar10dvs.toml" in pinned.describe()
     wrong = pin_check(dataclasses.replace(task, data={**task.data, "test_list_sha256": "0" * 64}), test_ids)
     assert wrong.state == "mismatch" and "does not match" in wrong.describe()

@@ -12,7 +12,14 @@ import torch
 from snnbench.data import DataError, check, load_split
 from snnbench.data.static import channel_stats
 from snnbench.tasks import get_task
-from tests.fixtures_writers import truncate, write_cifar10, write_cifar100, write_pickle, write_tinyimagenet, zero
+from tests.fixtures_writers import (
+    truncate,
+    write_cifar10,
+    write_cifar100,
+    write_pickle,
+    write_tinyimagenet,
+    zero,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -230,7 +237,11 @@ def test_tinyimagenet_partial_against_published_totals(tmp_path):
 
 def test_tinyimagenet_missing(tmp_path):
     st = check(tiny_task(), tmp_path)
-    assert st.word == "missing" and "tiny-imagenet-200" in st.detail and "set --data-root or SNNBENCH_DATA" in st.detail
+    assert (
+        st.word == "missing"
+        and "tiny-imagenet-200" in st.detail
+        and "set --data-root or SNNBENCH_DATA" in st.detail
+    )
 
 
 @pytest.mark.parametrize(
@@ -240,9 +251,16 @@ def test_tinyimagenet_missing(tmp_path):
         (lambda root, truth: zero(truth["test"][0][0]), "zero-byte"),
         (lambda root, truth: truth["test"][2][0].unlink(), "val_annotations.txt lists it"),
         (lambda root, truth: (root / "tiny-imagenet-200" / "wnids.txt").unlink(), "wnids.txt: absent"),
-        (lambda root, truth: (root / "tiny-imagenet-200" / "train" / "n09999999" / "images").mkdir(parents=True),
-         "not in wnids.txt"),
-        (lambda root, truth: truth["test"][0][0].write_bytes(b"\xff\xd8 not really a jpeg"), "not a readable JPEG"),
+        (
+            lambda root, truth: (root / "tiny-imagenet-200" / "train" / "n09999999" / "images").mkdir(
+                parents=True
+            ),
+            "not in wnids.txt",
+        ),
+        (
+            lambda root, truth: truth["test"][0][0].write_bytes(b"\xff\xd8 not really a jpeg"),
+            "not a readable JPEG",
+        ),
     ],
 )
 def test_tinyimagenet_damage_is_a_one_line_error_naming_the_file(tmp_path, damage, says):

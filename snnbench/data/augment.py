@@ -31,7 +31,9 @@ class Augment:
     def one(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, batch_dim: int = 0) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, batch_dim: int = 0
+    ) -> torch.Tensor:
         if x.dim() < 3:
             raise ValueError(f"{type(self).__name__} needs [B, ..., H, W], got shape {tuple(x.shape)}")
         moved = x.movedim(batch_dim, 0)

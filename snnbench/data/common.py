@@ -41,6 +41,11 @@ def damaged(path: Path, what: str) -> DataError:
     return DataError(one_line(f"{path}: {what}"))
 
 
+def from_os_error(exc: OSError) -> DataError:
+    """An unreadable file or folder (permissions, I/O error) as a one-line DataError naming it."""
+    return DataError(one_line(f"{exc.filename or '?'}: cannot be read ({exc.strerror or exc})"))
+
+
 def status_from_error(err: DataError, folder: Path, layout: str = "") -> DataStatus:
     """check()'s report for a scan that raised: `missing` when the folder or layout is absent."""
     text = str(err)
@@ -52,14 +57,17 @@ def partial_detail(n: int, total: int, unit: str) -> str:
     return f"{n} of {total} {unit}"
 
 
-def fingerprint(paths: Iterable[Path], base: Path) -> str:
-    """Cheap content key of files: sha256 over "<relative path> <size> <mtime_ns>" lines."""
+def fingerprint(paths: Iterable[str | Path], base: str | Path) -> str:
+    """Cheap content key of files: sha256 over "<path relative to base> <size> <mtime_ns>" lines."""
     from snnbench.data.frames import content_hash
 
+    prefix = os.path.join(os.fspath(base), "")
     lines = []
     for p in paths:
-        st = p.stat()
-        lines.append(f"{p.relative_to(base).as_posix()} {st.st_size} {st.st_mtime_ns}")
+        p = os.fspath(p)
+        st = os.stat(p)
+        rel = p[len(prefix) :] if p.startswith(prefix) else p
+        lines.append(f"{rel.replace(os.sep, '/')} {st.st_size} {st.st_mtime_ns}")
     return content_hash("\n".join(lines))
 
 

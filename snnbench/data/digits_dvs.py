@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from snnbench.data import cache_root
 from snnbench.data.embedded import digits_arrays, source_hash, split_indices
-from snnbench.data.frames import EventFrames, cached, cache_path, content_hash, make_events
+from snnbench.data.frames import EventFrames, cache_path, cached, content_hash, make_events
 
 DATASET_ID = "digits-dvs"
 # Bump when the emulation code changes what it produces for the same parameters.
@@ -47,7 +47,8 @@ class SaccadeDVS:
     duration_us: length of one recording in microseconds (three saccades of equal duration).
     step_us: interval between rendered images; events in between are timed by interpolation.
     amplitude_px: size of the saccade triangle in sensor pixels (base and height of an isosceles
-        triangle: down-right, up-right, then back left along the base, centred on the rest position).
+        triangle centred on the rest position; the image moves down-right, up-right, then back
+        left along the base, y pointing down).
     position_jitter_px: each recording's rest position is offset by dx, dy drawn uniformly from
         [-position_jitter_px, position_jitter_px] (the sensor never re-centres exactly).
     log_eps: added to intensity (0 = black, 1 = full digit stroke) before the log, like the
@@ -80,7 +81,15 @@ class SaccadeDVS:
     sensor_seed: int = 0
 
     def __post_init__(self):
-        positive = ("image_size", "sensor_size", "duration_us", "step_us", "log_eps", "threshold_on", "threshold_off")
+        positive = (
+            "image_size",
+            "sensor_size",
+            "duration_us",
+            "step_us",
+            "log_eps",
+            "threshold_on",
+            "threshold_off",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"SaccadeDVS.{name} must be > 0, got {getattr(self, name)!r}")
@@ -191,7 +200,9 @@ class SaccadeDVS:
                 # The j-th event (j = 1..count) fires where the level crosses start + sign * j * c.
                 rep = np.repeat(np.arange(len(b)), count)
                 j = np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count) + 1
-                frac = (start[rep] + sign * j * cc[rep] - old[rep]) / (now[rep] - old[rep])
+                rise, gap = start[rep] + sign * j * cc[rep] - old[rep], now[rep] - old[rep]
+                # gap 0 only when the start sat exactly on the dead-band edge: fire at the step.
+                frac = np.divide(rise, gap, out=np.ones_like(rise), where=gap != 0)
                 t = (k - 1 + np.clip(frac, 0.0, 1.0)) * self.step_us
                 chunks.append((b[rep], pix[rep], t, np.full(len(rep), pol, np.int8)))
             level = new
@@ -244,7 +255,9 @@ def generate(
     images, _ = digits_arrays()
     indices = np.arange(len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
     out: list[np.ndarray] = []
-    with tqdm(total=len(indices), desc="digits-dvs: emulating events", unit="img", disable=not progress) as bar:
+    with tqdm(
+        total=len(indices), desc="digits-dvs: emulating events", unit="img", disable=not progress
+    ) as bar:
         for start in range(0, len(indices), batch_size):
             ids = indices[start : start + batch_size]
             out.extend(emulator.record(images[ids], ids))
@@ -274,8 +287,8 @@ def load_events(
         events = generate(idx, emulator, progress=progress)
         flat = np.concatenate(events) if events else make_events([], [], [], [])
         offsets = np.concatenate([[0], np.cumsum([len(e) for e in events])]).astype(np.int64)
-        return {"x": flat["x"].astype(np.uint8), "y": flat["y"].astype(np.uint8), "t": flat["t"].astype(np.int32),
-                "p": flat["p"].astype(np.uint8), "offsets": offsets}  # fmt: skip
+        columns = {"x": np.uint8, "y": np.uint8, "t": np.int32, "p": np.uint8}  # compact on disk
+        return {**{name: flat[name].astype(dtype) for name, dtype in columns.items()}, "offsets": offsets}
 
     arrays = cached(DATASET_ID, _events_repr(emulator), source, compute, label="events")
     flat = make_events(arrays["x"], arrays["y"], arrays["t"], arrays["p"])
@@ -303,7 +316,9 @@ def load_frames(
         dtype = np.uint8 if top <= np.iinfo(np.uint8).max else np.uint16 if top <= 65535 else np.uint32
         return {"frames": frames.astype(dtype)}
 
-    frames = cached(DATASET_ID, f"{_events_repr(emulator)} | {spec!r}", source, compute, label=f"frames-T{timesteps}")
+    frames = cached(
+        DATASET_ID, f"{_events_repr(emulator)} | {spec!r}", source, compute, label=f"frames-T{timesteps}"
+    )
     frames = frames["frames"]
     if indices is None:
         return frames
@@ -354,8 +369,12 @@ def yardstick(timesteps: int = 10, emulator: SaccadeDVS = DEFAULT) -> dict[str, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snnbench.data.digits_dvs", description=__doc__.split("\n")[0])
-    parser.add_argument("--yardstick", action="store_true", help="logistic-regression accuracy on digits and digits-dvs")
+    parser = argparse.ArgumentParser(
+        prog="python -m snnbench.data.digits_dvs", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--yardstick", action="store_true", help="logistic-regression accuracy on digits and digits-dvs"
+    )
     parser.add_argument("--timesteps", type=int, default=10, help="frames T (default 10)")
     args = parser.parse_args(argv)
     if args.timesteps < 1:
@@ -363,8 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     events = load_events()
     sizes = np.array([len(e) for e in events])
-    print(f"events: {len(events)} recordings, {sizes.mean():.0f} events each on average "
-          f"(min {sizes.min()}, max {sizes.max()}), {time.perf_counter() - start:.1f} s")  # fmt: skip
+    took = time.perf_counter() - start
+    spread = f"{sizes.mean():.0f} each on average ({sizes.min()}..{sizes.max()})"
+    print(f"events: {len(events)} recordings, {spread}, {took:.1f} s")
     start = time.perf_counter()
     frames = load_frames(args.timesteps)
     print(f"frames: {frames.shape} {frames.dtype}, {time.perf_counter() - start:.1f} s")

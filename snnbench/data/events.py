@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import struct
 import warnings
 from collections import defaultdict
@@ -52,6 +53,7 @@ from snnbench.data import DataError, DataStatus, Split
 from snnbench.data.common import (
     damaged,
     fingerprint,
+    from_os_error,
     missing,
     one_line,
     partial_detail,
@@ -97,12 +99,12 @@ class Recording:
     """One sample before binning: a file (or a time window of one) and its label."""
 
     rid: str  # stable id within the dataset, e.g. "airplane/cifar10_airplane_0"
-    path: Path
+    path: str  # str, not Path: scanning 70,000 files spends most of its time building Paths
     label: int
     split: str  # "train" or "test"
     kind: str  # decoder: aedat2, aedat4, nmnist-bin, ncaltech-bin, aedat31, npy
     window: tuple[int, int] | None = None  # [t0, t1) in microseconds (DVS Gesture original)
-    extra: tuple[Path, ...] = ()  # other files the sample depends on (labels csv)
+    extra: tuple[str, ...] = ()  # other files the sample depends on (labels csv)
 
 
 @dataclass
@@ -187,8 +189,13 @@ def _class_folders(folder: Path, class_names: list[str], exts: tuple[str, ...], 
 
 def _per_class_scan(task, folder: Path, files_by_class: dict[str, list], kind_of) -> Scan:
     classes = [c for c in task.data["class_names"] if c not in set(task.data.get("exclude_classes", []))]
+    if task.classes and len(classes) != task.classes:
+        raise DataError(
+            f"tasks/{task.id}.toml: class_names minus exclude_classes leaves {len(classes)} classes "
+            f"but classes = {task.classes}; make them agree (and bump the task version)"
+        )
     index = {c: i for i, c in enumerate(classes)}
-    by_name = {c: {Path(f.name).stem: f for f in files} for c, files in files_by_class.items()}
+    by_name = {c: {os.path.splitext(f.name)[0]: f for f in files} for c, files in files_by_class.items()}
     train, test = per_class_split({c: [f.name for f in files] for c, files in files_by_class.items()})
     check_disjoint(train, test, str(folder))
     recs = []
@@ -196,7 +203,7 @@ def _per_class_scan(task, folder: Path, files_by_class: dict[str, list], kind_of
         for rid in ids:
             cls, st = rid.split("/", 1)
             entry = by_name[cls][st]
-            recs.append(Recording(rid, Path(entry.path), index[cls], split, kind_of(entry.name)))
+            recs.append(Recording(rid, entry.path, index[cls], split, kind_of(entry.name)))
     found = sum(len(f) for f in files_by_class.values())
     return Scan(
         folder,
@@ -252,7 +259,7 @@ def _scan_nmnist(task, root: Path) -> Scan:
             for f in by_class[cls]:
                 recs.append(
                     Recording(
-                        f"{d.name}/{cls}/{Path(f.name).stem}", Path(f.path), int(cls), split, "nmnist-bin"
+                        f"{d.name}/{cls}/{os.path.splitext(f.name)[0]}", f.path, int(cls), split, "nmnist-bin"
                     )
                 )
     if not recs:
@@ -330,7 +337,9 @@ def _scan_dvsgesture(task, root: Path) -> Scan:
                 labels = original / f"{Path(name).stem}_labels.csv"
                 for i, (y, t0, t1) in enumerate(read_gesture_labels(labels, task.classes or GESTURE_CLASSES)):
                     recs.append(
-                        Recording(f"{Path(name).stem}#{i}", path, y, split, "aedat31", (t0, t1), (labels,))
+                        Recording(
+                            f"{Path(name).stem}#{i}", str(path), y, split, "aedat31", (t0, t1), (str(labels),)
+                        )
                     )
         found = sum(len(v) for v in lists.values())
         total = int(task.data.get("trials_train", 0)) + int(task.data.get("trials_test", 0))
@@ -351,7 +360,7 @@ def _scan_dvsgesture(task, root: Path) -> Scan:
                 stem = Path(f.name).stem
                 if not stem.isdigit() or not 0 <= int(stem) < (task.classes or GESTURE_CLASSES):
                     raise damaged(Path(f.path), "tonic's layout names each sample <label>.npy, label 0..10")
-                recs.append(Recording(f"{d.name}/{user.name}/{stem}", Path(f.path), int(stem), split, "npy"))
+                recs.append(Recording(f"{d.name}/{user.name}/{stem}", f.path, int(stem), split, "npy"))
     if not recs:
         raise missing(folder, LAYOUTS["dvsgesture"])
     total = int(task.data.get("npy_train", 0)) + int(task.data.get("npy_test", 0))
@@ -382,9 +391,9 @@ def scan(task, root: Path) -> Scan:
 # ---------------------------------------------------------------- cheap per-file checks
 
 
-def quick_check(path: Path, kind: str, sensor: tuple[int, int]) -> None:
+def quick_check(path: str | Path, kind: str, sensor: tuple[int, int]) -> None:
     """Size and header checks that need no decoding; a fault is a DataError naming the file."""
-    size = path.stat().st_size
+    size = os.stat(path).st_size
     if size == 0:
         raise damaged(path, "zero-byte file; restore it from the archive")
     if kind in ("nmnist-bin", "ncaltech-bin"):
@@ -469,16 +478,42 @@ def _events(x, y, t, p) -> np.ndarray:
     )
 
 
-def _decode_aedat2(path: Path) -> np.ndarray:
+def aedat_header(path: str | Path) -> tuple[float, int]:
+    """(version, byte where the events start) of an AEDAT 2.x / 3.x file.
+
+    tonic's read_aedat_header_from_file first; its parse needs CRLF line ends and a particular
+    "Creation time:" line format, so when it raises, the '#' lines are parsed here instead.
+    """
     import tonic.io
 
     try:
         version, start, _ = tonic.io.read_aedat_header_from_file(str(path))
-    except Exception as exc:
-        raise damaged(path, f"not a readable AEDAT header ({type(exc).__name__}: {one_line(exc)})") from None
+        return float(version), int(start)
+    except Exception:
+        pass
+    version, start = None, 0
+    with open(path, "rb") as fh:
+        for line in iter(fh.readline, b""):
+            if not line.startswith(b"#"):
+                break
+            start += len(line)
+            m = re.match(rb"#!AER-DAT(\d+\.\d+)", line)
+            if m:
+                version = float(m.group(1))
+            if line.startswith(b"#!END-HEADER"):
+                break
+    if version is None:
+        raise damaged(path, "no '#!AER-DAT<version>' header line: not an AEDAT file")
+    return version, start
+
+
+def _decode_aedat2(path: Path) -> np.ndarray:
+    import tonic.io
+
+    version, start = aedat_header(path)
     if not 2 <= version < 3:
         raise damaged(path, f"is AEDAT {version}, this layout holds AEDAT 2.0")
-    if (path.stat().st_size - start) % 8:
+    if (os.path.getsize(path) - start) % 8:
         raise damaged(path, "truncated: the event block is not a whole number of 8-byte events")
     raw = tonic.io.get_aer_events_from_file(str(path), version, start)
     addr = raw["address"].astype(np.int64)
@@ -527,15 +562,11 @@ _PACKET = struct.Struct("<hhiiiiii")  # type, source, size, tsOffset, tsOverflow
 
 
 def _decode_aedat31(path: Path) -> np.ndarray:
-    import tonic.io
-
-    try:
-        version, start, _ = tonic.io.read_aedat_header_from_file(str(path))
-    except Exception as exc:
-        raise damaged(path, f"not a readable AEDAT header ({type(exc).__name__}: {one_line(exc)})") from None
+    version, start = aedat_header(path)
     if not 3 <= version < 4:
         raise damaged(path, f"is AEDAT {version}, this layout holds AEDAT 3.1")
-    data = path.read_bytes()
+    with open(path, "rb") as fh:
+        data = fh.read()
     pos, parts = start, []
     while pos < len(data):
         if len(data) - pos < _PACKET.size:
@@ -621,7 +652,7 @@ def run_job(job: BinJob) -> int:
     from snnbench.data.frames import save_cached
 
     first = job.entries[0]
-    path = Path(first.path)
+    path = first.path
     events = decode(path, first.kind, job.sensor)
     for e in job.entries:
         sub = events
@@ -659,7 +690,7 @@ class FrameDataset(Dataset):
 
 def _entry(rec: Recording, folder: Path) -> Entry:
     key = fingerprint([rec.path, *rec.extra], folder) + f" {rec.rid} {rec.window}"
-    return Entry(rec.rid, str(rec.path), rec.kind, rec.label, key, rec.window)
+    return Entry(rec.rid, rec.path, rec.kind, rec.label, key, rec.window)
 
 
 def build_frames(
@@ -701,6 +732,13 @@ def build_frames(
 
 def load(task, split: str, root: Path, timesteps: int | None = None, progress: bool = True) -> Split:
     """The `split` of an event task as cached frames [T, 2, H, W]; see the module doc for layouts."""
+    try:
+        return _load(task, split, root, timesteps, progress)
+    except OSError as exc:
+        raise from_os_error(exc) from None
+
+
+def _load(task, split: str, root: Path, timesteps: int | None, progress: bool) -> Split:
     verify_frames_pin(task)
     found = scan(task, root)
     recs = [r for r in found.recordings if r.split == split]
@@ -744,6 +782,8 @@ def check(task, root: Path) -> DataStatus:
             quick_check(path, found.kind, sensor)
     except DataError as exc:
         return status_from_error(exc, folder)
+    except OSError as exc:
+        return status_from_error(from_os_error(exc), folder)
     details = [
         f"{sum(r.split == 'train' for r in found.recordings)} train / "
         f"{sum(r.split == 'test' for r in found.recordings)} test samples"

@@ -30,7 +30,15 @@ import torch
 from torch.utils.data import Dataset
 
 from snnbench.data import DataError, DataStatus, Split
-from snnbench.data.common import damaged, fingerprint, missing, one_line, pool_map, status_from_error
+from snnbench.data.common import (
+    damaged,
+    fingerprint,
+    from_os_error,
+    missing,
+    one_line,
+    pool_map,
+    status_from_error,
+)
 
 STATS_REPR = "channel-stats v1: population mean/std of train pixels / 255, per channel"
 TINY_DECODE_REPR = "tinyimagenet PIL RGB -> uint8 [N,3,64,64] v1"
@@ -457,10 +465,13 @@ def _tiny_load(task, split: str, root: Path, progress: bool = True) -> Split:
 def load(task, split: str, root: Path, timesteps: int | None = None) -> Split:
     """The `split` ("train" or "test") of a static-image task, read from `root` (see module doc)."""
     source = task.data.get("source")
-    if source in CIFAR:
-        return _cifar_load(task, split, Path(root))
-    if source == "tinyimagenet":
-        return _tiny_load(task, split, Path(root))
+    try:
+        if source in CIFAR:
+            return _cifar_load(task, split, Path(root))
+        if source == "tinyimagenet":
+            return _tiny_load(task, split, Path(root))
+    except OSError as exc:
+        raise from_os_error(exc) from None
     raise DataError(
         f"task {task.id}: the static reader serves cifar10, cifar100, tinyimagenet, not {source!r}"
     )
@@ -469,8 +480,11 @@ def load(task, split: str, root: Path, timesteps: int | None = None) -> Split:
 def check(task, root: Path) -> DataStatus:
     """present / partial / missing / corrupt for a static-image task; never raises for bad data."""
     source = task.data.get("source")
-    if source in CIFAR:
-        return _cifar_check(task, Path(root))
-    if source == "tinyimagenet":
-        return _tiny_check(task, Path(root))
+    try:
+        if source in CIFAR:
+            return _cifar_check(task, Path(root))
+        if source == "tinyimagenet":
+            return _tiny_check(task, Path(root))
+    except OSError as exc:
+        return status_from_error(from_os_error(exc), Path(root))
     return DataStatus("missing", str(root), f"the static reader has no data source {source!r}")

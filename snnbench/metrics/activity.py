@@ -8,14 +8,15 @@ Where counts come from
   (a hand-written spike function) are spikes read at the spike-valued inputs of synaptic layers
   instead, each tensor once, and never the model's own input (data, not network activity); such
   spikes carry the receiving synaptic layer's name. So spikes are never counted twice.
-- Synaptic layers are Conv1d/2d/3d and Linear (subclasses included). Per call, on the tensor the
-  layer receives: if every entry is an integer (binary, signed, or counts such as a SEW ADD's
-  {0,1,2}), synops += sum(|x| * F), else macs += sum((x != 0) * F), where F is the layer's fan-out
-  map: for each input position, the number of its connections through non-zero weights to output
-  elements. F is the gradient of sum(conv(x; w != 0)) with respect to x (conv is linear in x), so
-  stride, padding (any padding_mode), dilation, groups and borders are exact by construction; it
-  is computed once per (layer, input shape) and cached, and recomputed only if the weights change.
-  Biases are not synaptic operations.
+- Synaptic layers are Conv1d/2d/3d and Linear (subclasses included). Each call is classified on
+  the tensor the layer receives. Spike-valued (every entry an integer: binary, signed, or counts
+  such as a SEW ADD's {0,1,2}; all below 2**24, past which every float32 is whole):
+  synops += sum(|x| * F). Otherwise macs += sum((x != 0) * F). F is the layer's fan-out map: for
+  each input entry, its connections through non-zero weights to output elements. F is the
+  gradient of sum(conv(x; w != 0)) with respect to x (conv is linear in x), so stride, padding
+  (any padding_mode), dilation, groups and borders are exact by construction. It is computed once
+  per (layer, input shape), cached, and recomputed only if the weights change. Biases are not
+  synaptic operations.
 - dense_ops: output elements x fan-in (C_in/groups x prod(kernel), in_features) per call, padding
   taps included (thop's count).
 - neuron_updates: neurons x timesteps of every spiking layer.
@@ -25,7 +26,8 @@ timestep (snnTorch/Norse loops; the call index is the timestep) or sinabs's [B, 
 call's counts are attributed to samples (and, for spikes, to timesteps) from before_batch's B and T.
 
 Cost: every pass is a read-only reduction or goes through one small reused scratch buffer, chunk
-by chunk, so the probe adds no tensor the size of an activation. Per-row sums run in float32
+by chunk, so the probe adds no tensor the size of an activation; tensors in any memory layout
+(channels-last included) are read in place, F permuted to match. Per-row sums run in float32
 (each integer term and partial sum < 2**24 is exact; a row whose total reaches 2**24 is redone in
 float64) and accumulate per sample in float64.
 
@@ -283,7 +285,7 @@ class ActivityProbe:
         return buf[:numel]
 
     def _chunk_rows(self, rows: torch.Tensor) -> int:
-        chunk = self._chunk or (1 << 18 if rows.device.type == "cpu" else 1 << 26)
+        chunk = self._chunk or (1 << 18 if rows.device.type == "cpu" else 1 << 24)
         return max(1, chunk // max(1, rows.shape[1]))
 
     def _work(self, rows: torch.Tensor) -> torch.Tensor:
@@ -322,8 +324,8 @@ class ActivityProbe:
             c = rows[r0 : r0 + step]
             s = scratch[: c.numel()].view(c.shape)
             lo, hi = (float(v) for v in torch.aminmax(c))
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                integral = False
+            if not max(abs(lo), abs(hi)) < _EXACT_F32:  # also NaN/inf: every float >= 2**24 is whole,
+                integral = False  # so integrality says nothing there; such input is not spike counts
                 break
             torch.frac(c, out=s)
             if lo >= 0:
