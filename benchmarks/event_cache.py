@@ -38,7 +38,9 @@ def read_all(task, root: Path) -> tuple[float, float, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--per-class", type=int, default=30)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=2)
@@ -67,8 +69,12 @@ def main() -> int:
                 f" | speed-up {first[1] / warm[1]:.1f}x (load() alone {first[0] / warm[0]:.0f}x)"
             )
         (first, warm) = results[2]
-        print(f"event_cache: cached vs first-pass read of the train split {first[1] / warm[1]:.1f}x (target >= 10x)")
-        print(f"event_cache: first pass with two binning workers vs one {results[1][0][1] / results[2][0][1]:.2f}x (target >= 1.5x)")
+        print(
+            f"event_cache: cached vs first-pass read of the train split {first[1] / warm[1]:.1f}x (target >= 10x)"
+        )
+        print(
+            f"event_cache: first pass with two binning workers vs one {results[1][0][1] / results[2][0][1]:.2f}x (target >= 1.5x)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -41,7 +41,10 @@ def main() -> int:
     pip("-e", ".[test]")
     pip("--no-deps", *PEERS_NO_DEPS)
     pip(*PEER_DEPS)
-    subprocess.run([str(PY), "-c", "import snnbench, torch, tonic, snntorch, spikingjelly, norse, neurobench"], check=True)
+    subprocess.run(
+        [str(PY), "-c", "import snnbench, torch, tonic, snntorch, spikingjelly, norse, neurobench"],
+        check=True,
+    )
     stamp.write_text(want)
     print(f"environment ready: {VENV}")
     return 0

@@ -240,7 +240,9 @@ def cmd_evaluate(args) -> int:
 
     task = _task(args.task)
     if task.kind != "classification":
-        raise UsageError(f"{task.id} is an {task.kind} task; its episode evaluator is not in this version yet (classification tasks only)")
+        raise UsageError(
+            f"{task.id} is an {task.kind} task; its episode evaluator is not in this version yet (classification tasks only)"
+        )
     ref = _submission(args.model)
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise UsageError(f"--checkpoint {args.checkpoint}: no such file; train one with `snnbench train`")

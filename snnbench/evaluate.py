@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Subset
 
 import snnbench
 from snnbench import provenance
-from snnbench.data import DataError, load_split
+from snnbench.data import load_split
 from snnbench.encoding import encoder_for
 from snnbench.metrics import MetricRow
 from snnbench.metrics.accuracy import accuracy_rows, stack_outputs

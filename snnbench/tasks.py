@@ -10,10 +10,11 @@ import difflib
 import hashlib
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 KINDS = ("classification", "rl")
 METRIC_FAMILIES = ("accuracy", "activity", "energy", "latency", "footprint", "robustness", "privacy", "rl")

@@ -22,7 +22,9 @@ def test_top1_top5_and_anytime_match_sklearn():
     rows = by_key(accuracy_rows(out, labels))
     mean = out.mean(1).numpy()
     assert math.isclose(rows[("accuracy", None)].value, accuracy_score(labels, mean.argmax(1)))
-    assert math.isclose(rows[("accuracy_top5", None)].value, top_k_accuracy_score(labels, mean, k=5, labels=range(12)))
+    assert math.isclose(
+        rows[("accuracy_top5", None)].value, top_k_accuracy_score(labels, mean, k=5, labels=range(12))
+    )
     for t in range(1, 7):
         running = out[:, :t].mean(1).numpy()
         assert math.isclose(rows[("accuracy", t)].value, accuracy_score(labels, running.argmax(1)))

@@ -64,12 +64,30 @@ def test_store_that_is_a_file(sub, capsys, tmp_path):
 
 def test_store_flag_wins_over_environment(sub, tmp_path, monkeypatch):
     monkeypatch.setenv("SNNBENCH_STORE", str(tmp_path / "from-env"))
-    assert main(["evaluate", "--task", "digits", "--model", sub, "--store", str(tmp_path / "flag"), "--limit", "8", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                "digits",
+                "--model",
+                sub,
+                "--store",
+                str(tmp_path / "flag"),
+                "--limit",
+                "8",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "flag" / "runs").is_dir() and not (tmp_path / "from-env").exists()
 
 
 def test_missing_real_dataset_names_the_layout(sub, capsys, tmp_path):
-    assert main(["evaluate", "--task", "cifar10", "--model", sub, "--data-root", str(tmp_path / "empty")]) == 2
+    assert (
+        main(["evaluate", "--task", "cifar10", "--model", sub, "--data-root", str(tmp_path / "empty")]) == 2
+    )
     err = err_line(capsys)
     assert "cifar-10-batches-py" in err and ("--data-root" in err or "SNNBENCH_DATA" in err)
     assert not (tmp_path / "store").exists()

@@ -27,7 +27,11 @@ def test_latency_fires_once_brighter_earlier():
     x = torch.tensor([1.0, 0.5, 0.02, 0.004])
     out = Latency()(x, 5)
     assert out.sum(0).tolist() == [1.0, 1.0, 1.0, 0.0]  # 0.004 is below the threshold: silent
-    assert out[:, 0].argmax().item() == 0 and out[:, 1].argmax().item() == 2 and out[:, 2].argmax().item() == round(0.98 * 4)
+    assert (
+        out[:, 0].argmax().item() == 0
+        and out[:, 1].argmax().item() == 2
+        and out[:, 2].argmax().item() == round(0.98 * 4)
+    )
 
 
 def test_frames_move_time_first():

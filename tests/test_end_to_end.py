@@ -26,7 +26,9 @@ def test_template_trains_and_reaches_the_bar_on_digits(tmp_path, capsys):
     ckpt = tmp_path / "t.pt"
     assert main(["train", "--task", "digits", "--model", TEMPLATE, "--out", str(ckpt), "--quiet"]) == 0
     assert f"checkpoint: {ckpt}" in capsys.readouterr().out
-    assert main(["evaluate", "--task", "digits", "--model", TEMPLATE, "--checkpoint", str(ckpt), "--quiet"]) == 0
+    assert (
+        main(["evaluate", "--task", "digits", "--model", TEMPLATE, "--checkpoint", str(ckpt), "--quiet"]) == 0
+    )
     store = tmp_path / "store"
     run = pd.read_parquet(store / "runs").iloc[0]
     assert run.reportable and run.status == "ok" and run.checkpoint_sha256
@@ -49,7 +51,20 @@ def test_checkpoint_that_does_not_fit_fails_the_run(tmp_path, write_submission):
 
     bad = tmp_path / "bad.pt"
     torch.save({"nope": torch.zeros(1)}, bad)
-    code = main(["evaluate", "--task", "digits", "--model", TEMPLATE, "--checkpoint", str(bad), "--quiet", "--limit", "8"])
+    code = main(
+        [
+            "evaluate",
+            "--task",
+            "digits",
+            "--model",
+            TEMPLATE,
+            "--checkpoint",
+            str(bad),
+            "--quiet",
+            "--limit",
+            "8",
+        ]
+    )
     assert code == 1
     run = pd.read_parquet(tmp_path / "store" / "runs").iloc[0]
     assert "does not load into build(task)'s model" in run.error

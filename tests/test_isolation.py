@@ -50,25 +50,49 @@ def test_correct_submission_is_ok(write_submission, store, capsys):
 
 CASES = {
     "missing build": ("import torch\n", "defines no build(task)"),
-    "build raises": ("def build(task):\n    raise RuntimeError('boom')\n", "build(task) raised RuntimeError: boom"),
+    "build raises": (
+        "def build(task):\n    raise RuntimeError('boom')\n",
+        "build(task) raised RuntimeError: boom",
+    ),
     "build returns non-module": ("def build(task):\n    return 3\n", "must return a torch.nn.Module"),
     "import error": ("import not_a_module_xyz\n", "importing the submission raised ModuleNotFoundError"),
-    "wrong shape": (PLAIN_TORCH.replace("task.outputs", "task.outputs + 1"), "expected one floating torch.Tensor"),
+    "wrong shape": (
+        PLAIN_TORCH.replace("task.outputs", "task.outputs + 1"),
+        "expected one floating torch.Tensor",
+    ),
     "tuple output": (
-        PLAIN_TORCH.replace("return self.fc(x.reshape(t * b, -1)).reshape(t, b, -1)", "y = self.fc(x.reshape(t * b, -1)).reshape(t, b, -1)\n        return y, y"),
+        PLAIN_TORCH.replace(
+            "return self.fc(x.reshape(t * b, -1)).reshape(t, b, -1)",
+            "y = self.fc(x.reshape(t * b, -1)).reshape(t, b, -1)\n        return y, y",
+        ),
         "return one of them",
     ),
     "numpy output": (
         PLAIN_TORCH.replace(".reshape(t, b, -1)", ".reshape(t, b, -1).detach().numpy()"),
         "numpy.ndarray",
     ),
-    "integer output": (PLAIN_TORCH.replace(".reshape(t, b, -1)\n", ".reshape(t, b, -1).long()\n"), "torch.int64"),
+    "integer output": (
+        PLAIN_TORCH.replace(".reshape(t, b, -1)\n", ".reshape(t, b, -1).long()\n"),
+        "torch.int64",
+    ),
     "nan output": (PLAIN_TORCH.replace(".reshape(t, b, -1)\n", ".reshape(t, b, -1) * float('nan')\n"), "NaN"),
-    "inf output": (PLAIN_TORCH.replace(".reshape(t, b, -1)\n", ".reshape(t, b, -1) + float('inf')\n"), "infinite"),
-    "forward raises": (PLAIN_TORCH.replace("t, b = x.shape[:2]", "raise ValueError('bad forward')"), "forward raised ValueError: bad forward"),
+    "inf output": (
+        PLAIN_TORCH.replace(".reshape(t, b, -1)\n", ".reshape(t, b, -1) + float('inf')\n"),
+        "infinite",
+    ),
+    "forward raises": (
+        PLAIN_TORCH.replace("t, b = x.shape[:2]", "raise ValueError('bad forward')"),
+        "forward raised ValueError: bad forward",
+    ),
     "sys.exit in build": ("import sys\ndef build(task):\n    sys.exit(4)\n", "sys.exit(4)"),
-    "hard exit in forward": (PLAIN_TORCH.replace("t, b = x.shape[:2]", "import os; os._exit(7)"), "exited with status 7"),
-    "crash in forward": (PLAIN_TORCH.replace("t, b = x.shape[:2]", "import os; os.abort()"), "killed by signal SIGABRT"),
+    "hard exit in forward": (
+        PLAIN_TORCH.replace("t, b = x.shape[:2]", "import os; os._exit(7)"),
+        "exited with status 7",
+    ),
+    "crash in forward": (
+        PLAIN_TORCH.replace("t, b = x.shape[:2]", "import os; os.abort()"),
+        "killed by signal SIGABRT",
+    ),
 }
 
 
@@ -119,7 +143,9 @@ def test_no_child_left_behind_after_timeout(write_submission, tmp_path):
 
 def test_model_sees_no_labels_paths_or_store(write_submission, store, tmp_path):
     """The submission itself checks what it can see, and breaks the contract if it sees too much."""
-    spy = PLAIN_TORCH + f"""
+    spy = (
+        PLAIN_TORCH
+        + f"""
 import os, dataclasses
 def _check(task):
     assert not any(k.startswith("SNNBENCH_") for k in os.environ), "snnbench variables leaked"
@@ -139,6 +165,7 @@ def build(task):
     net.forward = forward
     return net
 """
+    )
     assert run_cli(write_submission(spy)) == 0, only_run(store).error
 
 
@@ -146,7 +173,9 @@ def test_store_writes_are_detected_and_fail_the_run(write_submission, store):
     assert run_cli(write_submission(PLAIN_TORCH, "good.py")) == 0
     before = {p: p.read_bytes() for p in store.rglob("*.parquet")}
     victim = next(iter((store / "runs").glob("*.parquet")))
-    hostile = PLAIN_TORCH + f"""
+    hostile = (
+        PLAIN_TORCH
+        + f"""
 import os
 for where in (os.environ.get("SNNBENCH_STORE"), "leaderboard/results"):
     if where and os.path.isdir(where):
@@ -156,6 +185,7 @@ def build(task, _b=build):
         fh.write(b"tampered")
     return _b(task)
 """
+    )
     code = run_cli(write_submission(hostile, "hostile.py"))
     assert code == 1
     hostile_runs = [p for p in (store / "runs").glob("*.parquet") if p != victim]
@@ -172,7 +202,8 @@ def test_global_torch_state_is_restored(write_submission, store):
     """A submission that changes default dtype, threads and grad mode at import gets clean numbers."""
     clean = write_submission(PLAIN_TORCH, "clean.py")
     dirty = write_submission(
-        "import torch\ntorch.set_grad_enabled(False)\ntorch.use_deterministic_algorithms(True)\n" + PLAIN_TORCH
+        "import torch\ntorch.set_grad_enabled(False)\ntorch.use_deterministic_algorithms(True)\n"
+        + PLAIN_TORCH
         + "\n_b = build\ndef build(task):\n    net = _b(task)\n    torch.set_default_dtype(torch.float64)\n    torch.set_num_threads(1)\n    return net\n",
         "dirty.py",
     )
@@ -202,7 +233,10 @@ def test_failed_run_keeps_the_id_a_retry_replaces(write_submission, store, tmp_p
     """A failed run is stored under the id its retry gets, so the retry replaces it (a flaky submission)."""
     flag = tmp_path / "fail"
     flag.write_text("1")
-    body = PLAIN_TORCH + f"\nimport os\n_b = build\ndef build(task):\n    if os.path.exists({str(flag)!r}):\n        raise RuntimeError('flaky')\n    return _b(task)\n"
+    body = (
+        PLAIN_TORCH
+        + f"\nimport os\n_b = build\ndef build(task):\n    if os.path.exists({str(flag)!r}):\n        raise RuntimeError('flaky')\n    return _b(task)\n"
+    )
     sub = write_submission(body)
     assert run_cli(sub) == 1
     failed = only_run(store)
@@ -217,8 +251,22 @@ def test_eight_concurrent_evaluations_all_land(write_submission, store):
     env = dict(os.environ, SNNBENCH_STORE=str(store))
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "snnbench.cli", "evaluate", "--task", "digits", "--model", str(s), "--quiet", "--limit", "16"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "snnbench.cli",
+                "evaluate",
+                "--task",
+                "digits",
+                "--model",
+                str(s),
+                "--quiet",
+                "--limit",
+                "16",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for s in subs
     ]
@@ -233,8 +281,20 @@ def test_sigkill_mid_run_leaves_no_partial_files(write_submission, store):
     slow = PLAIN_TORCH.replace("t, b = x.shape[:2]", "import time; time.sleep(0.5); t, b = x.shape[:2]")
     sub = write_submission(slow)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "snnbench.cli", "evaluate", "--task", "digits", "--model", str(sub), "--quiet"],
-        env=dict(os.environ, SNNBENCH_STORE=str(store)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "snnbench.cli",
+            "evaluate",
+            "--task",
+            "digits",
+            "--model",
+            str(sub),
+            "--quiet",
+        ],
+        env=dict(os.environ, SNNBENCH_STORE=str(store)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(6)
     proc.send_signal(signal.SIGKILL)

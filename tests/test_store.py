@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import snnbench
-
 from snnbench.store import (
     METRICS_SCHEMA,
     RUN_SCHEMA,

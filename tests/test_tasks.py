@@ -31,8 +31,16 @@ def test_every_protocol_task_ships_with_its_shape_and_T():
 
 def test_classes_match_the_datasets():
     tasks = load_tasks()
-    assert {t: tasks[t].classes for t in ("digits", "cifar10", "cifar100", "tinyimagenet", "dvsgesture", "ncaltech101")} == {
-        "digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200, "dvsgesture": 11, "ncaltech101": 101,
+    assert {
+        t: tasks[t].classes
+        for t in ("digits", "cifar10", "cifar100", "tinyimagenet", "dvsgesture", "ncaltech101")
+    } == {
+        "digits": 10,
+        "cifar10": 10,
+        "cifar100": 100,
+        "tinyimagenet": 200,
+        "dvsgesture": 11,
+        "ncaltech101": 101,
     }
 
 
@@ -44,8 +52,16 @@ def test_unknown_task_suggests_the_closest():
 
 
 GOOD = dict(
-    id="t", version=1, kind="classification", title="x", input_shape=[1, 2], timesteps=2, batch_size=4,
-    classes=3, data={"source": "digits"}, encoding={"kind": "direct"},
+    id="t",
+    version=1,
+    kind="classification",
+    title="x",
+    input_shape=[1, 2],
+    timesteps=2,
+    batch_size=4,
+    classes=3,
+    data={"source": "digits"},
+    encoding={"kind": "direct"},
 )
 
 

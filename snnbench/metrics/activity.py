@@ -138,6 +138,7 @@ class ActivityProbe:
     def attach(self, model: nn.Module, task=None) -> None:
         if self._handles:
             raise RuntimeError("ActivityProbe is already attached; call detach() first")
+        self.__init__(self._chunk)  # one probe counts one run: attaching again starts afresh
         self._root_name = type(model).__name__
         uncounted: set[str] = set()
         for name, m in model.named_modules():
@@ -277,7 +278,8 @@ class ActivityProbe:
         b.updates_multi[name] = b.updates_multi.get(name, 0) + neurons
 
     def _buffer(self, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        key = (dtype, device)
+        # a buffer made under inference_mode cannot be written outside it, so keep one per mode
+        key = (dtype, device, torch.is_inference_mode_enabled())
         buf = self._scratch.get(key)
         if buf is None or buf.numel() < numel:
             buf = torch.empty(numel, dtype=dtype, device=device)

@@ -12,5 +12,7 @@ def build(task) -> nn.Module:
         neuron.LIFNode(tau=2.0, surrogate_function=surrogate.ATan(), detach_reset=True, step_mode="m"),
         layer.MaxPool2d(2, step_mode="m"),
         layer.Flatten(step_mode="m"),
-        layer.Linear(16 * (task.input_shape[1] // 2) * (task.input_shape[2] // 2), task.outputs, step_mode="m"),
+        layer.Linear(
+            16 * (task.input_shape[1] // 2) * (task.input_shape[2] // 2), task.outputs, step_mode="m"
+        ),
     )
