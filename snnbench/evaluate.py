@@ -11,6 +11,7 @@ import datetime as dt
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,8 @@ def evaluate(
         "limit": limit,
         "data_status": split.status,
     }
+    for part in store.unreadable_parts():
+        warnings.warn(f"{part} is not readable Parquet; `snnbench leaderboard` will stop on it until it is removed", stacklevel=2)
     before = store.snapshot()
     rows: list[MetricRow] = []
     trace = None

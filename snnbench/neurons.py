@@ -85,6 +85,9 @@ def spike(x: torch.Tensor, surrogate: str = "atan", alpha: float | None = None) 
 # ---------------------------------------------------------------- fused multi-step loop
 
 
+_CHUNK = 1 << 16  # elements of surrogate work per backward chunk (256 KiB in float32)
+
+
 class _Config(NamedTuple):
     kind: str  # "if" or "lif"
     k: float | torch.Tensor  # 1/tau (a 0-dim tensor for PLIF); unused for IF
@@ -186,31 +189,36 @@ class _FusedNeuron(torch.autograd.Function):
         cfg: _Config = ctx.cfg
         th, rest = cfg.v_threshold, cfg.v_reset
         # gh[t] = grad_s[t] * sg[t] + leak * m[t] * gh[t+1], with m[t] = d v[t] / d h[t] and
-        # leak = d h[t+1] / d v[t]. One full-size allocation (gh, which becomes grad_x); the
-        # surrogate and m live in two one-step buffers that stay in cache.
+        # leak = d h[t+1] / d v[t]. One full-size allocation (gh, which becomes grad_x): sg and m
+        # are computed for a few steps at a time (about _CHUNK elements, so they stay in cache
+        # and small layers need few calls), then the recurrence runs one fused op per step.
         k = float(cfg.k)
         leak = 1.0 if cfg.kind == "if" else 1.0 - k
+        steps = hs.shape[0]
+        width = max(1, min(steps, _CHUNK // max(1, hs[0].numel())))
         gh = torch.empty_like(hs)
-        sg = torch.empty_like(hs[0])
-        m = torch.empty_like(sg) if rest is not None else None
-        for t in range(hs.shape[0] - 1, -1, -1):
-            h, g = hs[t], gh[t]
+        sg_buf = torch.empty_like(hs[:width])
+        m_buf = None if rest is None and cfg.detach_reset else torch.empty_like(sg_buf)
+        for end in range(steps, 0, -width):
+            start = max(0, end - width)
+            h, sg = hs[start:end], sg_buf[: end - start]
             _surrogate_grad_(torch.sub(h, th, out=sg), cfg.surrogate, cfg.alpha)
-            torch.mul(grad_s[t], sg, out=g)
-            if t == hs.shape[0] - 1:
-                continue
-            nxt = gh[t + 1]
-            if rest is None:  # soft: d v / d h = 1 - th * sg (1 if detached)
-                g.add_(nxt, alpha=leak)
-                if not cfg.detach_reset:
-                    g.addcmul_(sg, nxt, value=-leak * th)
+            torch.mul(grad_s[start:end], sg, out=gh[start:end])
+            if m_buf is None:  # soft, detached: d v / d h = 1
+                m = None
+            elif rest is None:  # soft: d v / d h = 1 - th * sg
+                m = torch.mul(sg, -th, out=m_buf[: end - start]).add_(1.0)
             else:  # hard: d v / d h = (1 - s) + (rest - h) * sg  ((1 - s) if detached)
-                torch.lt(h, th, out=m)
+                m = torch.lt(h, th, out=m_buf[: end - start])
                 if not cfg.detach_reset:
                     if rest != 0.0:
                         m.add_(sg, alpha=rest)
                     m.addcmul_(sg, h, value=-1.0)
-                g.addcmul_(m, nxt, value=leak)
+            for t in range(min(end, steps - 1) - 1, start - 1, -1):
+                if m is None:
+                    gh[t].add_(gh[t + 1], alpha=leak)
+                else:
+                    gh[t].addcmul_(m[t - start], gh[t + 1], value=leak)
         grad_k = None
         if ctx.needs_input_grad[1]:
             grad_k = _grad_k(gh, hs, x, cfg)

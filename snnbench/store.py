@@ -531,6 +531,18 @@ class Store:
                     bad.append(p)
         return sorted(bad)
 
+    def unreadable_parts(self) -> list[Path]:
+        """Part files whose Parquet footer cannot be read: a cheap check (no data pages are read)
+        that `evaluate` runs before every run to warn about damage it did not cause."""
+        bad = []
+        for folder in (self.runs_dir, self.metrics_dir):
+            for p in self._parts(folder):
+                try:
+                    pq.read_metadata(p)
+                except (pa.ArrowException, OSError, ValueError):
+                    bad.append(p)
+        return sorted(bad)
+
     def resolve_id(self, prefix: str) -> str:
         """The committed result id starting with `prefix`; unknown or ambiguous is one ValueError line."""
         prefix = prefix.strip().lower()

@@ -303,3 +303,14 @@ def test_sigkill_mid_run_leaves_no_partial_files(write_submission, store):
     for path in committed:  # whatever exists must be whole
         pd.read_parquet(path)
     assert not (store / "runs").exists() or not list((store / "runs").glob("*.parquet"))
+
+
+def test_corrupt_part_file_is_named_in_a_warning_and_the_run_still_lands(write_submission, store, capsys):
+    (store / "runs").mkdir(parents=True)
+    bad = store / "runs" / "0123456789ab.parquet"
+    bad.write_bytes(b"not parquet at all")
+    assert run_cli(write_submission(PLAIN_TORCH)) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {bad} is not readable Parquet" in err
+    assert bad.read_bytes() == b"not parquet at all"
+    assert len([p for p in (store / "runs").glob("*.parquet") if p != bad]) == 1

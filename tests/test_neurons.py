@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import zlib
 
 import pytest
 import torch
@@ -31,8 +32,15 @@ def _neuron(cls, reset: str, detach: bool, decay_input: bool, surrogate: str) ->
 
 def _inputs(seed: int, shape=(7, 3, 5), dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    x = (torch.randn(shape, generator=g) * 1.2 + 0.5).to(dtype)
+    x = (torch.randn(shape, generator=g) * 2.0 + 0.8).to(dtype)
     return x, torch.randn(shape, generator=g).to(dtype)
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """Float tolerance for a T-step recurrence: `atol` is relative to the gradient's largest entry
+    (sums of large terms that cancel differ by rounding order, never by more)."""
+    scale = max(float(expected.abs().max()), 1.0)
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol * scale)
 
 
 def _run(neuron: BaseNeuron, x: torch.Tensor, grad: torch.Tensor, fused: bool):
@@ -59,15 +67,15 @@ CASES = [
 @pytest.mark.parametrize("cls,reset,detach,decay,sur", CASES, ids=lambda v: getattr(v, "__name__", str(v)))
 def test_fused_matches_reference(cls, reset, detach, decay, sur):
     neuron = _neuron(cls, reset, detach, decay, sur)
-    x, grad = _inputs(hash((cls.__name__, reset, detach, decay, sur)) % 1000)
+    x, grad = _inputs(zlib.crc32(f"{cls.__name__}{reset}{detach}{decay}{sur}".encode()) % 1000)
     s_ref, gx_ref, gw_ref = _run(neuron, x, grad, fused=False)
     s_fast, gx_fast, gw_fast = _run(neuron, x, grad, fused=True)
     assert 0 < s_ref.mean() < 1, "the input must make some neurons spike and some not"
     assert torch.equal(s_fast, s_ref)
-    torch.testing.assert_close(gx_fast, gx_ref, rtol=1e-5, atol=1e-6)
+    _close(gx_fast, gx_ref)
     assert gx_ref.abs().sum() > 0
     if cls is PLIF:
-        torch.testing.assert_close(gw_fast, gw_ref, rtol=1e-5, atol=1e-6)
+        _close(gw_fast, gw_ref)
         assert gw_ref.abs() > 0
 
 
@@ -113,7 +121,7 @@ def test_other_dtypes(dtype):
     assert s_fast.dtype == dtype
     assert torch.equal(s_fast, s_ref)
     tol = 1e-2 if dtype == torch.bfloat16 else 1e-12
-    torch.testing.assert_close(gx_fast, gx_ref, rtol=tol, atol=tol)
+    _close(gx_fast, gx_ref, rtol=tol, atol=tol)
 
 
 def test_layouts_and_strided_inputs():
@@ -128,7 +136,7 @@ def test_layouts_and_strided_inputs():
         s, gx, _ = _run(neuron, variant, grad[index], fused=True)
         s_sub, gx_sub, _ = _run(neuron, x[index].contiguous(), grad[index], fused=False)
         assert torch.equal(s, s_sub)
-        torch.testing.assert_close(gx, gx_sub, rtol=1e-5, atol=1e-6)
+        _close(gx, gx_sub)
     assert torch.equal(_run(neuron, cl, grad, fused=True)[0], s_ref)
     s_cl = LIF()(cl)
     assert s_cl.stride() == cl.stride()
@@ -146,7 +154,7 @@ def test_gradient_through_second_use_and_partial_requires_grad():
         if fused:
             gw_fast = neuron.w.grad.clone()
             assert type(out.grad_fn).__name__ == "_FusedNeuronBackward"
-    torch.testing.assert_close(gw_fast, neuron.w.grad, rtol=1e-5, atol=1e-7)
+    _close(gw_fast, neuron.w.grad)
 
     lif = LIF()
     results = []
@@ -156,7 +164,7 @@ def test_gradient_through_second_use_and_partial_requires_grad():
         s = lif(xr)
         ((s * grad).sum() + (s * grad.flip(0)).sum()).backward()
         results.append(xr.grad)
-    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
+    _close(results[0], results[1])
 
 
 @pytest.mark.parametrize("surrogate", list(SURROGATES))
@@ -395,4 +403,4 @@ def test_same_spikes_as_spikingjelly(cls, reset, detach, decay):
     (s_sj * grad).sum().backward()
     assert 0.02 < s_ours.mean() < 0.98
     assert torch.equal(s_ours, s_sj.detach())
-    torch.testing.assert_close(gx_ours, xr.grad, rtol=1e-4, atol=1e-5)
+    _close(gx_ours, xr.grad)

@@ -70,7 +70,7 @@ class SaccadeDVS:
     duration_us: int = 300_000
     step_us: int = 1_000
     amplitude_px: float = 3.0
-    position_jitter_px: float = 2.0
+    position_jitter_px: float = 1.5
     log_eps: float = 0.1
     threshold_on: float = 0.25
     threshold_off: float = 0.25
@@ -101,6 +101,7 @@ class SaccadeDVS:
 
     @property
     def n_pixels(self) -> int:
+        """Pixels of the sensor (sensor_size squared)."""
         return self.sensor_size * self.sensor_size
 
     def offsets(self, times_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

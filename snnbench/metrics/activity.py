@@ -85,8 +85,6 @@ class _Synapse:
     mask: torch.Tensor | None = None  # (w != 0) on CPU
     fanout: dict = field(default_factory=dict)  # (sample shape, device, dtype) -> flat F
     called: bool = False
-    spike_calls: int = 0
-    mac_calls: int = 0
 
 
 @dataclass
@@ -117,9 +115,12 @@ class ActivityProbe:
     """
 
     def __init__(self, chunk_elements: int | None = None) -> None:
-        self.uncounted: list[str] = []
         self._chunk = chunk_elements
         self._handles: list = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.uncounted: list[str] = []
         self._synapses: dict[nn.Module, _Synapse] = {}
         self._neurons: dict[nn.Module, _Neuron] = {}
         self._has_neurons = False
@@ -129,8 +130,7 @@ class ActivityProbe:
         self._input_bases: list = []  # weakrefs to the bases of the model's inputs this batch
         self._counted_inputs: dict = {}  # fallback spikes: (data_ptr, numel) -> weakref(base)
         self._static_uncounted: set[str] = set()
-        # finished batches
-        self._samples = 0
+        self._samples = 0  # finished batches
         self._done: list[dict] = []
 
     # ------------------------------------------------------------------ Probe protocol
@@ -138,7 +138,7 @@ class ActivityProbe:
     def attach(self, model: nn.Module, task=None) -> None:
         if self._handles:
             raise RuntimeError("ActivityProbe is already attached; call detach() first")
-        self.__init__(self._chunk)  # one probe counts one run: attaching again starts afresh
+        self._reset()  # one probe counts one run: attaching again starts afresh
         self._root_name = type(model).__name__
         uncounted: set[str] = set()
         for name, m in model.named_modules():
@@ -248,10 +248,6 @@ class ActivityProbe:
         acc = b.synops if integral else b.macs
         prev = acc.get(syn.name)
         acc[syn.name] = per_sample if prev is None else prev + per_sample
-        if integral:
-            syn.spike_calls += 1
-        else:
-            syn.mac_calls += 1
         dense_total = output.numel() * syn.fan_in
         b.dense[syn.name] = b.dense.get(syn.name, 0) + dense_total // b.size
         if integral and not self._has_neurons and not self._is_model_input(x) and self._first_time(x):
@@ -321,7 +317,6 @@ class ActivityProbe:
         out = torch.empty(n, dtype=rows.dtype, device=rows.device)
         scratch = self._buffer(min(n, step) * d, rows.dtype, rows.device)
         integral = True
-        signed = False
         for r0 in range(0, n, step):
             c = rows[r0 : r0 + step]
             s = scratch[: c.numel()].view(c.shape)
@@ -341,7 +336,6 @@ class ActivityProbe:
             if lo >= 0:
                 torch.mv(c, fmap, out=out[r0 : r0 + c.shape[0]])
             else:
-                signed = True
                 torch.abs(c, out=s)
                 torch.mv(s, fmap, out=out[r0 : r0 + c.shape[0]])
         if not integral:
@@ -352,10 +346,10 @@ class ActivityProbe:
                 torch.mv(s, fmap, out=out[r0 : r0 + c.shape[0]])
         limit = _EXACT_F32 if rows.dtype == torch.float32 else _EXACT_F64
         if n and float(out.amax()) >= limit:
-            out = self._weighted_rows_f64(rows, fmap, integral, signed)
+            out = self._weighted_rows_f64(rows, fmap, integral)
         return out.to(torch.float64), integral
 
-    def _weighted_rows_f64(self, rows, fmap, integral: bool, signed: bool) -> torch.Tensor:
+    def _weighted_rows_f64(self, rows: torch.Tensor, fmap: torch.Tensor, integral: bool) -> torch.Tensor:
         """Slow exact path for rows whose sums do not fit float32's integers."""
         f64 = fmap.to(torch.float64)
         step = self._chunk_rows(rows)
