@@ -252,25 +252,29 @@ def main() -> int:
     bare(model, batches[:1])
     probed(model, batches[:1])
 
-    t_bare, t_probe, ratios, wall_ratios = [], [], [], []
-    for _ in range(args.rounds):  # adjacent pairs, so load drift on a shared machine cancels
-        t_bare.append(timed(bare, model, batches))
-        t_probe.append(timed(probed, model, batches))
-        ratios.append(t_probe[-1] / t_bare[-1])
-        wall_ratios.append(wall(probed, model, batches) / wall(bare, model, batches))
-    tb, tp = statistics.median(t_bare), statistics.median(t_probe)
-    ratio = statistics.median(ratios)
+    variants = {"probes": probed, "neurobench": neurobench_run, "spikingjelly": spikingjelly_run}
+    for fn in variants.values():  # warm up
+        fn(model, batches[:1])
+    t_bare: list[float] = []
+    pairs: dict[str, list[float]] = {k: [] for k in variants}
+    wall_pairs: list[float] = []
+    for r in range(args.rounds):  # each variant right after its own bare run: load drift cancels
+        for name, fn in variants.items():
+            if name != "probes" and r % 3:  # the slow peers every third round
+                continue
+            b = timed(bare, model, batches)
+            t_bare.append(b)
+            pairs[name].append(timed(fn, model, batches) / b)
+        wall_pairs.append(wall(probed, model, batches) / wall(bare, model, batches))
+    tb = statistics.median(t_bare)
+    ratio = statistics.median(pairs["probes"])
 
     rows, probe = probed(model, batches)
     total = {
         r.metric: r.value for r in rows if r.layer is None and r.timestep is None and r.condition is None
     }
-
-    t_nb = statistics.median(timed(neurobench_run, model, batches) for _ in range(max(1, args.rounds // 2)))
     nb = neurobench_run(model, batches)
-    t_sj = statistics.median(timed(spikingjelly_run, model, batches) for _ in range(max(1, args.rounds // 2)))
     sj_syn, sj_mac = spikingjelly_run(model, batches)
-
     ref_syn, ref_mac = float64_reference(model, batches)
     m_bare = peak_growth("bare", args.batches)
     m_probe = peak_growth("probes", args.batches)
@@ -278,15 +282,13 @@ def main() -> int:
     n = B * args.batches
     print(f"model: 2 conv + 1 linear LIF (snnbench, MultiStep), T={T}, B={B}, {SHAPE}, density {DENSITY}")
     print(f"samples {n}, 1 CPU thread, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f}")
-    print("times: CPU time of this process, median; ratios: median of adjacent (bare, probes) pairs")
+    print("time: CPU time of this process; ratio: median over rounds of (variant / the bare run just before)")
     print(f"bare forward          {tb * 1e3 / args.batches:8.1f} ms/batch")
-    print(f"snnbench all probes   {tp * 1e3 / args.batches:8.1f} ms/batch  {ratio:.3f}x")
-    q = sorted(ratios)
-    print(
-        f"  (pair ratios {q[0]:.3f}..{q[-1]:.3f}; wall-clock ratio, same pairs: {statistics.median(wall_ratios):.3f}x)"
-    )
-    print(f"NeuroBench 2.3        {t_nb * 1e3 / args.batches:8.1f} ms/batch  {t_nb / tb:.2f}x")
-    print(f"SpikingJelly counters {t_sj * 1e3 / args.batches:8.1f} ms/batch  {t_sj / tb:.2f}x")
+    for label, name in (("snnbench all probes", "probes"), ("NeuroBench 2.3", "neurobench"),
+                        ("SpikingJelly counters", "spikingjelly")):  # fmt: skip
+        q = sorted(pairs[name])
+        print(f"{label:22s} {statistics.median(q):.3f}x  (pairs {q[0]:.3f}..{q[-1]:.3f}, n={len(q)})")
+    print(f"  snnbench wall-clock ratio, same model and data: {statistics.median(wall_pairs):.3f}x")
     print(f"peak memory growth: bare {m_bare / 2**20:.1f} MiB, with probes {m_probe / 2**20:.1f} MiB")
     print(
         f"ours: synops {total['synops_per_sample']:.1f}, macs {total['macs_per_sample']:.1f}, "

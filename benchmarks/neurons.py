@@ -104,27 +104,17 @@ def reference_weights(seed: int = 0) -> dict[str, torch.Tensor]:
     return out
 
 
-def _synapses() -> list[nn.Module]:
-    return [
-        nn.Conv2d(2, 12, 5),
-        nn.MaxPool2d(2),
-        nn.Conv2d(12, 32, 5),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(800, 10),
-    ]
-
-
 class Net(nn.Module):
-    """conv-pool-LIF, conv-pool-LIF, flatten-linear-LIF; `wrap` folds T into the batch."""
+    """conv-pool-LIF, conv-pool-LIF, flatten-linear-LIF; `wrap` makes a layer multi-step."""
 
     def __init__(self, wrap, neuron, reset=None) -> None:
         super().__init__()
-        c1, p1, c2, p2, fl, fc = _synapses()
-        self.syn = nn.ModuleList([c1, c2, fc])
-        self.layers = nn.Sequential(
-            wrap(c1), wrap(p1), neuron(), wrap(c2), wrap(p2), neuron(), wrap(fl), wrap(fc), neuron()
-        )
+        layers = [nn.Conv2d(2, 12, 5), nn.MaxPool2d(2), nn.Conv2d(12, 32, 5), nn.MaxPool2d(2)]
+        layers += [nn.Flatten(), nn.Linear(800, 10)]
+        c1, p1, c2, p2, fl, fc = (wrap(m) for m in layers)
+        self.layers = nn.Sequential(c1, p1, neuron(), c2, p2, neuron(), fl, fc, neuron())
+        # the layers holding weights: the wrapped module, or the framework's own replacement
+        self.syn = [getattr(m, "module", m) for m in (c1, c2, fc)]
         self._reset = reset
 
     def load(self, weights: dict[str, torch.Tensor]) -> Net:
@@ -143,7 +133,7 @@ class Net(nn.Module):
         return self.layers(x)
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Spikes of every neuron layer (for firing rates)."""
+        """Spikes of every snnbench neuron layer (for firing rates)."""
         out = []
         for layer in self.layers:
             x = layer(x)
@@ -185,7 +175,7 @@ def build(name: str) -> Net:
 def _spikingjelly_net() -> Net:
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
-    def wrap(m: nn.Module) -> nn.Module:
+    def wrap(m: nn.Module) -> nn.Module:  # SpikingJelly's own multi-step layers
         if isinstance(m, nn.Conv2d):
             return layer.Conv2d(m.in_channels, m.out_channels, m.kernel_size, step_mode="m")
         if isinstance(m, nn.MaxPool2d):
@@ -205,10 +195,7 @@ def _spikingjelly_net() -> Net:
             step_mode="m",
         )
 
-    net = Net(wrap, lif, reset=functional.reset_net)
-    # its own layers replace the plain ones; keep the weight handles pointing at them
-    net.syn = nn.ModuleList([net.layers[0], net.layers[3], net.layers[7]])
-    return net
+    return Net(wrap, lif, reset=functional.reset_net)
 
 
 class _SnnTorchLIF(nn.Module):
@@ -321,8 +308,8 @@ def time_once(net: Net, x, grad, device: str) -> dict[str, float]:
 
 
 def worker(name: str, batch: int, device: str) -> None:
-    """Timing server in its own process, so every framework runs with its own allocator state (as it
-    would in a real training run) and none pays for another's heap. Reads a T per line, answers JSON."""
+    """Timing server in its own process, so that every framework runs with its own heap, as in a
+    real training run, and none pays for another's. Reads a T per line, answers one JSON line."""
     torch.set_num_threads(1)
     weights = reference_weights()
     cache: dict[int, tuple] = {}
@@ -330,22 +317,32 @@ def worker(name: str, batch: int, device: str) -> None:
     for line in sys.stdin:
         t = int(line)
         if t not in cache:
+            cache.clear()
+            gc.collect()
             net = build(name).load(weights).to(device)
             x, grad = make_inputs(t, batch, device)
-            for _ in range(2):  # warm-up: lazy init, JIT kernels, the allocator's steady state
+            for _ in range(3):  # warm-up: lazy init, oneDNN kernels, the heap's steady state
                 time_once(net, x, grad, device)
-            cache = {t: (net, x, grad)}
+            cache[t] = (net, x, grad)
         print(json.dumps(time_once(*cache[t], device)), flush=True)
+
+
+# glibc's default heap trimming hands freed memory back to the OS and faults it in again on the
+# next step, or not, depending on which block happens to sit at the top of the heap: the same
+# network measured 0 to 13,000 page faults per step (~1.4 us each here) from one process to the
+# next. The timing processes therefore all run with trimming off and mmap only above 32 MiB, the
+# same for every framework, so that the times compare computation; --default-malloc runs glibc as is.
+STEADY_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
 
 
 class Workers:
     """One timing process per variant; rounds interleave them, one measurement at a time."""
 
-    def __init__(self, names: list[str], batch: int, device: str) -> None:
+    def __init__(self, names: list[str], batch: int, device: str, env: dict[str, str]) -> None:
         self.procs = {}
         for n in names:
             cmd = [sys.executable, __file__, "--worker", n, str(batch), device]
-            p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
             if p.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"timing worker for {n} failed to start")
             self.procs[n] = p
@@ -366,8 +363,8 @@ class Workers:
 
 
 def time_all(workers: Workers, names: list[str], t: int, rounds: int) -> dict[str, dict[str, float]]:
-    """Minimum over `rounds` interleaved repetitions: the machine may be shared, and the minimum is
-    the run least disturbed by other processes. Milliseconds."""
+    """Minimum over `rounds` interleaved repetitions, in milliseconds (the minimum is the run least
+    disturbed by whatever else the machine is doing)."""
     best = {n: {"fwd": float("inf"), "train": float("inf")} for n in names}
     for _ in range(rounds):
         for n in names:
@@ -397,12 +394,12 @@ def compare(peer: Net, twin: Net, x, grad) -> tuple[int, int, float]:
 
 
 MEMORY_METHOD = (
-    "peak memory: on CPU, growth of the process's resident set (VmHWM - VmRSS, /proc/self/status) over one "
-    "forward+backward, in a fresh subprocess per (framework, T) after a small warm-up, with the peak reset "
-    "through /proc/self/clear_refs and glibc's mmap threshold fixed at 64 KiB (MALLOC_MMAP_THRESHOLD_) "
-    "so freed tensors go back to the OS and the figure counts live memory, not allocator caching; it "
-    "includes activations, saved tensors, gradients and temporaries, and excludes the model, input and "
-    "libraries. On CUDA: torch.cuda.max_memory_allocated minus the memory allocated before the step."
+    "peak memory: growth of the resident set (VmHWM - VmRSS in /proc/self/status) over one no-grad forward "
+    "and over one forward+backward, each framework and T in a fresh process after a small warm-up, the peak "
+    "reset through /proc/self/clear_refs, with glibc's mmap threshold fixed at 64 KiB (MALLOC_MMAP_THRESHOLD_) "
+    "so that freed tensors leave the resident set at once and the figure counts live memory, not allocator "
+    "caching; it includes activations, saved tensors, gradients and temporaries, not the model, input or "
+    "libraries. On CUDA: torch.cuda.max_memory_allocated minus what was allocated before."
 )
 
 
@@ -444,10 +441,9 @@ def memory_child(name: str, t: int, batch: int, device: str) -> dict[str, float]
     x, grad = make_inputs(t, batch, device)
     peak = _peak_cuda if device == "cuda" else _peak_cpu
 
-    def train():
+    def train() -> None:
         out = net(x)
         (out * grad).sum().backward()
-        return None
 
     fwd = peak(lambda: forward_only(net, x))
     net.zero_grad(set_to_none=True)
@@ -455,11 +451,14 @@ def memory_child(name: str, t: int, batch: int, device: str) -> dict[str, float]
 
 
 def measure_memory(name: str, t: int, batch: int, device: str) -> dict[str, float] | str:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
+    if device != "cuda" and not Path("/proc/self/clear_refs").exists():
+        return "n/a (needs Linux /proc)"
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(64 << 10))
     cmd = [sys.executable, __file__, "--memory-child", name, str(t), str(batch), device]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if proc.returncode != 0:
-        return f"failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+        last = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        return f"failed: {last[0]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -470,90 +469,86 @@ def _fmt(value: float, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
-def run_device(device: str, ts: list[int], batch: int, rounds: int, names: list[str]) -> dict:
+def run_device(device: str, ts: list[int], batch: int, rounds: int, names: list[str], env) -> dict:
     results = {}
     weights = reference_weights()
-    workers = Workers(names, batch, device)
-    for t in ts:
-        x, grad = make_inputs(t, batch, device)
-        nets = {n: build(n).load(weights).to(device) for n in names}
-        with torch.no_grad():
-            rates = [float(s.mean()) for s in nets["snnbench[sj]"].hidden(x)]
-        checks = {}
-        for n in names:
-            v = VARIANTS[n]
-            if v.peer:
-                checks[n] = compare(nets[n], nets[v.twin], x, grad)
-        del nets
-        gc.collect()
-        times = time_all(workers, names, t, rounds)
-        memory = {n: measure_memory(n, t, batch, device) for n in names}
-        results[t] = {"rates": rates, "checks": checks, "times": times, "memory": memory}
-    workers.close()
+    workers = Workers(names, batch, device, env)
+    try:
+        for t in ts:
+            x, grad = make_inputs(t, batch, device)
+            nets = {n: build(n).load(weights).to(device) for n in names}
+            with torch.no_grad():
+                rates = [float(s.mean()) for s in nets["snnbench[sj]"].hidden(x)]
+            checks = {n: compare(nets[n], nets[VARIANTS[n].twin], x, grad) for n in names if VARIANTS[n].peer}
+            del nets
+            gc.collect()
+            times = time_all(workers, names, t, rounds)
+            memory = {n: measure_memory(n, t, batch, device) for n in names}
+            results[t] = {"rates": rates, "checks": checks, "times": times, "memory": memory}
+    finally:
+        workers.close()
     return results
 
 
-def report(device: str, results: dict, names: list[str], batch: int) -> dict[int, dict[str, float]]:
+def summarize(times: dict, memory: dict, names: list[str]) -> dict[str, float]:
+    """Fastest/leanest peer against the slowest/hungriest snnbench twin (the conservative pairing)."""
     peers = [n for n in names if VARIANTS[n].peer]
     ours = [n for n in names if not VARIANTS[n].peer]
+    mem_ok = {n: m["train"] for n, m in memory.items() if isinstance(m, dict)}
+    best_mem = min((mem_ok[n] for n in peers if n in mem_ok), default=float("nan"))
+    worst_mem = max((mem_ok[n] for n in ours if n in mem_ok), default=float("nan"))
+    return {
+        "fastest": min(peers, key=lambda n: times[n]["train"]),
+        "best_fwd": min(times[n]["fwd"] for n in peers),
+        "best_train": min(times[n]["train"] for n in peers),
+        "best_mem": best_mem,
+        "speedup_fwd": min(times[n]["fwd"] for n in peers) / max(times[n]["fwd"] for n in ours),
+        "speedup": min(times[n]["train"] for n in peers) / max(times[n]["train"] for n in ours),
+        "mem": worst_mem / best_mem,
+    }
+
+
+def report(device: str, results: dict, names: list[str], batch: int) -> dict[int, dict[str, float]]:
     summary = {}
     for t, r in results.items():
         times, memory = r["times"], r["memory"]
-        mem_ok = {n: m for n, m in memory.items() if isinstance(m, dict)}
-        best = {
-            "fwd": min(times[n]["fwd"] for n in peers),
-            "train": min(times[n]["train"] for n in peers),
-            "mem": min((mem_ok[n]["train"] for n in peers if n in mem_ok), default=float("nan")),
-        }
-        fastest = min(peers, key=lambda n: times[n]["train"])
+        s = summary[t] = summarize(times, memory, names)
+        rates = ", ".join(_fmt(v, 3) for v in r["rates"])
+        print(f"\n[{device}] T={t}, batch {batch}; firing rates of snnbench[sj] layers 1-3: {rates}")
         print(
-            f"\n[{device}] T={t}, batch {batch}: firing rates of snnbench[sj] layers 1-3: "
-            + ", ".join(_fmt(v, 3) for v in r["rates"])
+            "| variant | spikes equal to twin | weight-grad max rel diff | fwd ms | fwd x fastest peer | "
+            "fwd+bwd ms | fwd+bwd x fastest peer | fwd peak MiB | train peak MiB | train peak x lowest peer |"
         )
-        header = (
-            "| variant | spikes equal to twin | grad rel diff | fwd ms | fwd x fastest peer | "
-            "fwd+bwd ms | fwd+bwd x fastest peer | fwd peak MiB | train peak MiB | train mem x lowest peer |"
-        )
-        print(header)
         print("|" + "---|" * 10)
         for n in names:
-            tm = times[n]
             if n in r["checks"]:
                 differ, total, rel = r["checks"][n]
-                eq = f"yes ({total} spikes)" if differ == 0 else f"NO: {differ} of {total} differ"
+                eq = f"yes ({total} of {total})" if differ == 0 else f"NO ({differ} of {total} differ)"
                 gr = f"{rel:.1e}"
             else:
-                eq, gr = "(twin)", ""
+                eq, gr = "(snnbench)", ""
             m = memory[n]
             if isinstance(m, dict):
                 mf, mt, mr = (
                     _fmt(m["fwd"] / 2**20),
                     _fmt(m["train"] / 2**20),
-                    _fmt(m["train"] / best["mem"], 2),
+                    _fmt(m["train"] / s["best_mem"], 2),
                 )
             else:
                 mf, mt, mr = m, m, ""
+            tm = times[n]
             print(
-                f"| {n} | {eq} | {gr} | {_fmt(tm['fwd'])} | {_fmt(tm['fwd'] / best['fwd'], 2)} | "
-                f"{_fmt(tm['train'])} | {_fmt(tm['train'] / best['train'], 2)} | {mf} | {mt} | {mr} |"
+                f"| {n} | {eq} | {gr} | {_fmt(tm['fwd'])} | {_fmt(tm['fwd'] / s['best_fwd'], 2)} | "
+                f"{_fmt(tm['train'])} | {_fmt(tm['train'] / s['best_train'], 2)} | {mf} | {mt} | {mr} |"
             )
-        slowest_ours = max(times[n]["train"] for n in ours)
-        slowest_ours_fwd = max(times[n]["fwd"] for n in ours)
-        worst_mem = max((mem_ok[n]["train"] for n in ours if n in mem_ok), default=float("nan"))
-        summary[t] = {
-            "speedup": best["train"] / slowest_ours,
-            "speedup_fwd": best["fwd"] / slowest_ours_fwd,
-            "mem": worst_mem / best["mem"],
-            "fastest": fastest,
-        }
         print(
-            f"fastest peer (fwd+bwd): {fastest}; slowest snnbench twin vs it: fwd "
-            f"{summary[t]['speedup_fwd']:.2f}x, fwd+bwd {summary[t]['speedup']:.2f}x faster; "
-            f"most memory-hungry twin vs leanest peer: {summary[t]['mem']:.2f}x"
+            f"fastest peer (fwd+bwd): {s['fastest']}; slowest snnbench twin against the fastest peer: fwd "
+            f"{s['speedup_fwd']:.2f}x, fwd+bwd {s['speedup']:.2f}x faster; hungriest twin's training peak "
+            f"against the leanest peer's: {s['mem']:.2f}x"
         )
-    print(f"\n[{device}] cost growth with T (fwd+bwd ms per time step):")
+    print(f"\n[{device}] cost growth with T: fwd+bwd ms per time step")
     print("| variant | " + " | ".join(f"T={t}" for t in results) + " |")
-    print("|---|" + "|".join("---" for _ in results) + "|")
+    print("|---|" + "---|" * len(results))
     for n in names:
         cells = " | ".join(_fmt(results[t]["times"][n]["train"] / t, 2) for t in results)
         print(f"| {n} | {cells} |")
@@ -565,19 +560,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--T", type=int, nargs="+", default=[4, 16, 64], help="time steps to run")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=7, help="interleaved timing repetitions (minimum kept)")
-    ap.add_argument(
-        "--memory-child", nargs=4, metavar=("VARIANT", "T", "BATCH", "DEVICE"), help=argparse.SUPPRESS
-    )
-    ap.add_argument("--worker", nargs=3, metavar=("VARIANT", "BATCH", "DEVICE"), help=argparse.SUPPRESS)
+    ap.add_argument("--default-malloc", action="store_true", help="time with glibc's default heap settings")
+    ap.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
-    if args.worker:
-        name, batch, device = args.worker
-        worker(name, int(batch), device)
-        return 0
     if args.memory_child:
         name, t, batch, device = args.memory_child
         print(json.dumps(memory_child(name, int(t), int(batch), device)))
+        return 0
+    if args.worker:
+        name, batch, device = args.worker
+        worker(name, int(batch), device)
         return 0
 
     torch.set_num_threads(1)
@@ -588,43 +582,51 @@ def main(argv: list[str] | None = None) -> int:
             names.append(n)
         else:
             print(f"skipping {n}: {why}")
+    names = [n for n in names if VARIANTS[n].peer or any(VARIANTS[p].twin == n for p in names)]
     if not any(VARIANTS[n].peer for n in names):
         print("neurons: no peer framework importable; nothing to compare against")
         return 1
-    names = [n for n in names if VARIANTS[n].peer or any(VARIANTS[p].twin == n for p in names)]
+    env = dict(os.environ) if args.default_malloc else dict(os.environ, **STEADY_HEAP)
 
     print(
-        "neurons benchmark: Conv2d(2,12,5)-MaxPool2d(2)-LIF-Conv2d(12,32,5)-MaxPool2d(2)-LIF-Flatten-"
-        f"Linear(800,10)-LIF, input [T, {args.batch}, 2, 34, 34] Bernoulli({EVENT_P}) events, "
-        f"weights = default init x {GAINS}, loss = sum(spikes * fixed random tensor), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} CPU thread"
+        "neurons benchmark: Conv2d(2,12,5)-MaxPool2d(2)-LIF-Conv2d(12,32,5)-MaxPool2d(2)-LIF-Flatten-Linear(800,10)-"
+        f"LIF on [T, {args.batch}, 2, 34, 34] Bernoulli({EVENT_P}) events; weights: default init x {GAINS}, "
+        f"loaded into every framework; loss: sum(spikes * fixed random tensor); torch {torch.__version__}, "
+        "1 CPU thread"
     )
-    print("configurations (each peer against the snnbench twin with the same dynamics):")
+    print("configurations (each peer is timed and checked against the snnbench twin with its dynamics):")
     for n in names:
         v = VARIANTS[n]
         print(f"  {n}: {v.config}" + (f"  [twin: {v.twin}]" if v.peer else ""))
     print(
-        "snnbench's MultiStep runs 2-D conv/pool/batch-norm layers in channels_last on CPU; peers use their "
-        "own layers (SpikingJelly) or plain torch.nn folded over [T*B, ...] (snnTorch, Norse)"
+        "layers: snnbench's MultiStep runs 2-D conv/pool layers in channels_last on CPU and its max pooling keeps "
+        "only argmax indices for backward; SpikingJelly uses its own step_mode='m' layers; snnTorch and Norse, "
+        "which have no multi-step layers, get plain torch.nn over [T*B, ...] (faster than their per-step idiom)"
     )
     print(
-        "times: each framework in its own timing process (its own allocator state), minimum of interleaved "
-        "repetitions, milliseconds of process CPU time on CPU (user+sys: equals wall time for one thread on an "
-        "idle core, and is not inflated by other load), wall time on CUDA; ratios are to the fastest peer's figure"
+        "times: each framework in its own timing process, minimum of interleaved repetitions; CPU: process CPU "
+        "time in ms (user+sys: equals wall time for one thread on an idle core, and is not inflated by other "
+        "load); CUDA: wall time. Heap: "
+        + ("glibc defaults" if args.default_malloc else " ".join(f"{k}={v}" for k, v in STEADY_HEAP.items()))
+        + " (see STEADY_HEAP in this file for why)"
     )
     print(MEMORY_METHOD)
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     summaries = {}
     for device in devices:
-        results = run_device(device, args.T, args.batch, args.rounds, names)
+        results = run_device(device, args.T, args.batch, args.rounds, names, env)
         summaries[device] = report(device, results, names, args.batch)
 
     t_head = 16 if 16 in args.T else args.T[0]
     s = summaries["cpu"][t_head]
     if "cuda" in summaries:
         c = summaries["cuda"][t_head]
-        print(f"neurons: GPU fwd+bwd speed-up vs fastest peer (T={t_head}) {c['speedup']:.2f}x (no target)")
+        print(
+            f"\nGPU (no target): fwd+bwd speed-up vs fastest peer (T={t_head}) {c['speedup']:.2f}x, "
+            f"peak training memory vs lowest peer {c['mem']:.2f}x"
+        )
+    print()
     print(f"neurons: fwd+bwd speed-up vs fastest peer (T={t_head}) {s['speedup']:.2f}x (target >= 1.5x)")
     print(f"neurons: peak training memory vs lowest peer (T={t_head}) {s['mem']:.2f}x (target <= 1.0x)")
     return 0

@@ -27,8 +27,6 @@ from torch import nn
 
 from snnbench.neurons import BaseNeuron
 
-LAYOUTS = ("tb", "b", "bt")
-
 
 @dataclass(frozen=True)
 class NeuronInfo:

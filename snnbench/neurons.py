@@ -85,7 +85,7 @@ def spike(x: torch.Tensor, surrogate: str = "atan", alpha: float | None = None) 
 # ---------------------------------------------------------------- fused multi-step loop
 
 
-_CHUNK = 1 << 16  # elements of surrogate work per backward chunk (256 KiB in float32)
+_CHUNK = 1 << 17  # elements of surrogate work per backward chunk (512 KiB in float32)
 
 
 class _Config(NamedTuple):
@@ -122,7 +122,10 @@ def _charge_(h: torch.Tensor, v: torch.Tensor, x: torch.Tensor, tmp: torch.Tenso
         tmp.mul_(cfg.k)
         torch.add(v, tmp, out=h)
     else:  # v - (v - rest) * k + x
-        torch.sub(v, rest, out=tmp).mul_(cfg.k)
+        if rest != 0.0:
+            torch.sub(v, rest, out=tmp).mul_(cfg.k)
+        else:
+            torch.mul(v, cfg.k, out=tmp)
         torch.sub(v, tmp, out=h).add_(x)
 
 
@@ -153,20 +156,21 @@ def _fused_forward(x: torch.Tensor, cfg: _Config, keep_h: bool) -> tuple[torch.T
     return spikes, hs
 
 
-def _surrogate_grad_(y: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
-    """surrogate_grad(y) computed in place in y (same formulas, no full-size temporaries)."""
-    if kind == "atan":
-        y.mul_(math.pi / 2 * alpha).square_().add_(1.0)
-        return y.reciprocal_().mul_(alpha / 2)
-    if kind == "sigmoid":
+def _surrogate_grad_(y: torch.Tensor, kind: str, alpha: float, scale: float = 1.0) -> torch.Tensor:
+    """scale * surrogate_grad(y), computed in place in y in as few passes as possible."""
+    if kind == "atan":  # (alpha / 2) / (1 + (pi / 2 * alpha * y) ** 2)
+        one = torch.ones((), dtype=y.dtype, device=y.device)
+        torch.addcmul(one, y, y, value=(math.pi / 2 * alpha) ** 2, out=y)
+        return torch.div(one.fill_(alpha / 2 * scale), y, out=y)
+    if kind == "sigmoid":  # alpha * s * (1 - s), s = sigmoid(alpha * y)
         y.mul_(alpha).sigmoid_()
-        return y.addcmul_(y, y, value=-1.0).mul_(alpha)
-    if kind == "rectangular":
-        return torch.lt(y.abs_(), alpha / 2, out=y).div_(alpha)
-    if kind == "triangle":
-        return y.abs_().neg_().add_(alpha).clamp_(min=0).div_(alpha * alpha)
+        return y.addcmul_(y, y, value=-1.0).mul_(alpha * scale)
+    if kind == "rectangular":  # (|y| < alpha / 2) / alpha
+        return torch.lt(y.abs_(), alpha / 2, out=y).mul_(scale / alpha)
+    if kind == "triangle":  # max(alpha - |y|, 0) / alpha**2
+        return y.abs_().sub_(alpha).clamp_(max=0.0).mul_(-scale / (alpha * alpha))
     if kind == "ste":
-        return y.fill_(1.0)
+        return y.fill_(scale)
     raise ValueError(f"unknown surrogate {kind!r}; choose one of {', '.join(SURROGATES)}")
 
 
@@ -189,11 +193,14 @@ class _FusedNeuron(torch.autograd.Function):
         cfg: _Config = ctx.cfg
         th, rest = cfg.v_threshold, cfg.v_reset
         # gh[t] = grad_s[t] * sg[t] + leak * m[t] * gh[t+1], with m[t] = d v[t] / d h[t] and
-        # leak = d h[t+1] / d v[t]. One full-size allocation (gh, which becomes grad_x): sg and m
-        # are computed for a few steps at a time (about _CHUNK elements, so they stay in cache
-        # and small layers need few calls), then the recurrence runs one fused op per step.
+        # leak = d h[t+1] / d v[t]; grad_x = b * gh with b = d h / d x. The loop runs on b * gh
+        # (b folded into the surrogate, sg' = b * sg), so grad_x needs no extra pass. One
+        # full-size allocation; sg' and m are computed for a few steps at a time (about _CHUNK
+        # elements, so they stay in cache and small layers need few calls), then the recurrence
+        # runs one fused op per step.
         k = float(cfg.k)
         leak = 1.0 if cfg.kind == "if" else 1.0 - k
+        b = k if cfg.kind == "lif" and cfg.decay_input and k != 0.0 else 1.0
         steps = hs.shape[0]
         width = max(1, min(steps, _CHUNK // max(1, hs[0].numel())))
         gh = torch.empty_like(hs)
@@ -202,30 +209,27 @@ class _FusedNeuron(torch.autograd.Function):
         for end in range(steps, 0, -width):
             start = max(0, end - width)
             h, sg = hs[start:end], sg_buf[: end - start]
-            _surrogate_grad_(torch.sub(h, th, out=sg), cfg.surrogate, cfg.alpha)
+            _surrogate_grad_(torch.sub(h, th, out=sg), cfg.surrogate, cfg.alpha, b)
             torch.mul(grad_s[start:end], sg, out=gh[start:end])
             if m_buf is None:  # soft, detached: d v / d h = 1
                 m = None
             elif rest is None:  # soft: d v / d h = 1 - th * sg
-                m = torch.mul(sg, -th, out=m_buf[: end - start]).add_(1.0)
+                m = torch.mul(sg, -th / b, out=m_buf[: end - start]).add_(1.0)
             else:  # hard: d v / d h = (1 - s) + (rest - h) * sg  ((1 - s) if detached)
                 m = torch.lt(h, th, out=m_buf[: end - start])
                 if not cfg.detach_reset:
                     if rest != 0.0:
-                        m.add_(sg, alpha=rest)
-                    m.addcmul_(sg, h, value=-1.0)
+                        m.add_(sg, alpha=rest / b)
+                    m.addcmul_(sg, h, value=-1.0 / b)
             for t in range(min(end, steps - 1) - 1, start - 1, -1):
                 if m is None:
                     gh[t].add_(gh[t + 1], alpha=leak)
                 else:
                     gh[t].addcmul_(m[t - start], gh[t + 1], value=leak)
-        grad_k = None
-        if ctx.needs_input_grad[1]:
-            grad_k = _grad_k(gh, hs, x, cfg)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = gh.mul_(k) if cfg.kind == "lif" and cfg.decay_input else gh
-        return grad_x, grad_k, None
+        grad_k = _grad_k(gh, hs, x, cfg) / b if ctx.needs_input_grad[1] else None
+        if cfg.kind == "lif" and cfg.decay_input and k == 0.0:  # sigmoid(w) underflowed: nothing folded
+            gh.zero_()
+        return gh if ctx.needs_input_grad[0] else None, grad_k, None
 
 
 def _grad_k(gh: torch.Tensor, hs: torch.Tensor, x: torch.Tensor | None, cfg: _Config) -> torch.Tensor:

@@ -24,16 +24,16 @@ CITATION = ""  # a BibTeX entry for your method's paper, printed by `snnbench ci
 
 
 def build(task) -> nn.Module:
-    channels = task.input_shape[0]
+    channels, height, width = task.input_shape
     return nn.Sequential(
         MultiStep(nn.Conv2d(channels, 16, 3, padding=1, bias=False)),
         MultiStep(nn.BatchNorm2d(16)),
-        LIF(tau=2.0, detach_reset=True),
+        LIF(tau=2.0),
         MultiStep(nn.MaxPool2d(2)),  # max of spikes is a spike: every synaptic layer below sees spikes
         MultiStep(nn.Conv2d(16, 32, 3, padding=1, bias=False)),
         MultiStep(nn.BatchNorm2d(32)),
-        LIF(tau=2.0, detach_reset=True),
-        MultiStep(nn.AdaptiveMaxPool2d(4)),
+        LIF(tau=2.0),
+        MultiStep(nn.MaxPool2d(2)),
         MultiStep(nn.Flatten()),
-        MultiStep(nn.Linear(32 * 16, task.outputs)),
+        MultiStep(nn.Linear(32 * (height // 4) * (width // 4), task.outputs)),
     )

@@ -200,6 +200,14 @@ def test_strided_dilated_grouped_hand_count():
         x = torch.zeros(1, 1, 7)
         x[0, 0, pos] = 1
         assert value(one_layer(conv, x)[0], "synops_per_sample") == expected, pos
+    # all at once: groups=2 (channel c feeds output channel c only), stride 2, padding 2,
+    # dilation 2 on L=5: output o reads 2o-2, 2o, 2o+2; odd inputs are never read
+    conv = nn.Conv1d(2, 2, 3, stride=2, padding=2, dilation=2, groups=2, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    for pos, expected in ((0, 2), (1, 0), (2, 3), (3, 0), (4, 2)):
+        x = torch.zeros(1, 2, 5)
+        x[0, 1, pos] = 1
+        assert value(one_layer(conv, x)[0], "synops_per_sample") == expected, pos
     # groups=2, 1x1: input channel 0 feeds output channels 0, 1 only; channel 3 feeds 2, 3
     conv = nn.Conv1d(4, 4, 1, groups=2, bias=False)
     nn.init.constant_(conv.weight, 1.0)
@@ -287,7 +295,10 @@ def test_random_convs_match_brute_force(seed):
     conv, x = _random_conv(torch.Generator().manual_seed(seed))
     n = x.shape[0]
     syn, mac, dense = brute_conv(conv, x)
-    rows, probe = one_layer(conv, x)  # T=1, B=2: per-sample values are the brute-force rows
+    # T=1, B=2: per-sample values are the brute-force rows; odd seeds force one row per chunk
+    rows, probe = run_probe(
+        Seq(conv), [x.unsqueeze(0)], ActivityProbe(chunk_elements=1 if seed % 2 else None)
+    )
     assert value(rows, "synops_per_sample") == sum(syn) / n
     assert value(rows, "macs_per_sample") == sum(mac) / n
     fan_in = conv.in_channels // conv.groups * math.prod(conv.kernel_size)
@@ -329,6 +340,21 @@ def test_fanout_map_is_the_brute_force_fan_out():
         x = torch.zeros(1, 2, 5, 6)
         x[0, c, i, j] = 1
         assert f[c, i, j] == brute_conv(conv, x)[0][0]
+
+
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_a_call_is_classified_as_a_whole(chunk):
+    """One analog entry in the last row makes the whole call MACs, however it is chunked."""
+    lin = nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]))
+    x = torch.tensor([[1.0, 1.0, 0.0], [0.0, -2.0, 1.0], [0.0, 0.0, 0.5]])  # [T*B] with T=3, B=1
+    rows, _ = run_probe(Seq(lin), [x.unsqueeze(1)], ActivityProbe(chunk_elements=chunk))
+    assert value(rows, "synops_per_sample") == 0
+    assert value(rows, "macs_per_sample") == (2 + 1) + (1 + 1) + 1  # non-zero entries x fan-out
+    rows, _ = run_probe(Seq(lin), [x[:2].unsqueeze(1)], ActivityProbe(chunk_elements=chunk))
+    assert value(rows, "synops_per_sample") == (2 + 1) + (2 * 1 + 1)  # |x| x fan-out
+    assert value(rows, "macs_per_sample") == 0
 
 
 def test_sums_beyond_float32_integers_stay_exact():
