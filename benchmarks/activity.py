@@ -4,9 +4,9 @@ Model: 2 conv + 1 linear LIF layers (snnbench neurons, MultiStep-folded convs), 
 2x34x34 binary random events (~10% density), one CPU thread. Measured in this one run:
 - time: evaluation with ActivityProbe + FootprintProbe (the harness loop: reset_state, probes'
   before/after_batch, forward under no_grad) vs the bare no-grad forward over the same batches.
-  Rounds alternate the two; the headline is the median ratio of adjacent pairs of the process's
-  CPU time (one thread: the work done, not the waiting on a shared machine), and the wall-clock
-  ratio is printed beside it;
+  Rounds alternate the two. Times are the process's CPU time (one thread), best of the rounds:
+  on a shared machine other load only ever adds to a time, so the minimum is the least disturbed
+  figure. The median of paired-round ratios and the wall-clock ratio are printed beside it;
 - peak memory: each variant in a fresh subprocess, peak RSS during the loop (VmHWM, reset after a
   warm-up batch) minus RSS before it (glibc told to return freed memory at once,
   MALLOC_MMAP_THRESHOLD_, the same for both);
@@ -256,18 +256,20 @@ def main() -> int:
     for fn in variants.values():  # warm up
         fn(model, batches[:1])
     t_bare: list[float] = []
+    t_var: dict[str, list[float]] = {k: [] for k in variants}
     pairs: dict[str, list[float]] = {k: [] for k in variants}
     wall_pairs: list[float] = []
-    for r in range(args.rounds):  # each variant right after its own bare run: load drift cancels
+    for r in range(args.rounds):  # each variant right after its own bare run
         for name, fn in variants.items():
             if name != "probes" and r % 3:  # the slow peers every third round
                 continue
             b = timed(bare, model, batches)
             t_bare.append(b)
-            pairs[name].append(timed(fn, model, batches) / b)
+            t_var[name].append(timed(fn, model, batches))
+            pairs[name].append(t_var[name][-1] / b)
         wall_pairs.append(wall(probed, model, batches) / wall(bare, model, batches))
-    tb = statistics.median(t_bare)
-    ratio = statistics.median(pairs["probes"])
+    tb = min(t_bare)
+    ratio = min(t_var["probes"]) / tb
 
     rows, probe = probed(model, batches)
     total = {
@@ -282,13 +284,17 @@ def main() -> int:
     n = B * args.batches
     print(f"model: 2 conv + 1 linear LIF (snnbench, MultiStep), T={T}, B={B}, {SHAPE}, density {DENSITY}")
     print(f"samples {n}, 1 CPU thread, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f}")
-    print("time: CPU time of this process; ratio: median over rounds of (variant / the bare run just before)")
+    print("time: CPU time of this process, best of the rounds (timeit's rule: other load only adds)")
     print(f"bare forward          {tb * 1e3 / args.batches:8.1f} ms/batch")
     for label, name in (("snnbench all probes", "probes"), ("NeuroBench 2.3", "neurobench"),
                         ("SpikingJelly counters", "spikingjelly")):  # fmt: skip
         q = sorted(pairs[name])
-        print(f"{label:22s} {statistics.median(q):.3f}x  (pairs {q[0]:.3f}..{q[-1]:.3f}, n={len(q)})")
-    print(f"  snnbench wall-clock ratio, same model and data: {statistics.median(wall_pairs):.3f}x")
+        best = min(t_var[name])
+        print(
+            f"{label:22s} {best * 1e3 / args.batches:8.1f} ms/batch  {best / tb:.3f}x  "
+            f"(paired rounds: median {statistics.median(q):.3f}x, {q[0]:.3f}..{q[-1]:.3f}, n={len(q)})"
+        )
+    print(f"  snnbench wall-clock, median of paired rounds: {statistics.median(wall_pairs):.3f}x")
     print(f"peak memory growth: bare {m_bare / 2**20:.1f} MiB, with probes {m_probe / 2**20:.1f} MiB")
     print(
         f"ours: synops {total['synops_per_sample']:.1f}, macs {total['macs_per_sample']:.1f}, "

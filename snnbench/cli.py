@@ -17,6 +17,7 @@ examples:
   snnbench train --task digits-dvs --model submissions/template.py
   snnbench evaluate --task digits-dvs --model submissions/template.py \\
       --checkpoint checkpoints/digits-dvs/template-seed0-T10.pt
+  snnbench sweep --tasks digits,digits-dvs --models 'baselines/*' --seeds 0,1,2 --train --jobs 2
   snnbench leaderboard                             rebuild leaderboard/LEADERBOARD.md from the store
   snnbench cite 3f2a9c1b                           BibTeX for a stored result
   snnbench data check --data-root ~/data           which real datasets are present, partial, corrupt
@@ -127,6 +128,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive("--epochs"), help="override the task's training epochs")
     p.add_argument("--out", help="checkpoint path (default: checkpoints/<task>/<method>-seed<S>-T<T>.pt)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser(
+        "sweep",
+        help="evaluate a grid of tasks x submissions x seeds into one store (optionally training first)",
+        description="Each cell runs `snnbench train` (with --train) and `snnbench evaluate` as its own "
+        "process, locally in parallel (--jobs) or as Ray tasks on a cluster (--ray ADDRESS).",
+        formatter_class=fmt,
+    )
+    p.add_argument("--tasks", required=True, help="comma-separated task ids, e.g. digits,digits-dvs")
+    p.add_argument(
+        "--models", required=True, help="comma-separated submission paths or globs, e.g. 'baselines/*'"
+    )
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument(
+        "--train", action="store_true", help="train every cell with `snnbench train` before evaluating it"
+    )
+    p.add_argument(
+        "--jobs", type=_positive("--jobs"), default=1, help="cells run at once on this machine (default 1)"
+    )
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run cells as Ray tasks on this cluster (pip install 'snnbench[ray]')",
+    )
+    p.add_argument("--store", help="result store folder (default: SNNBENCH_STORE or ./leaderboard/results)")
+    p.add_argument(
+        "--limit", type=_positive("--limit"), help="passed to every evaluate (runs become not reportable)"
+    )
 
     p = sub.add_parser("leaderboard", help="rebuild LEADERBOARD.md and site/index.html from the store alone")
     p.add_argument("--store", help="result store folder (default: SNNBENCH_STORE or ./leaderboard/results)")
@@ -315,6 +344,37 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from snnbench import sweep
+
+    tasks = [t for t in args.tasks.split(",") if t]
+    for tid in tasks:
+        _task(tid)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        raise UsageError(f"--seeds must be comma-separated whole numbers, got {args.seeds!r}") from None
+    models = sweep.expand_models(m for m in args.models.split(",") if m)
+    for model in models:
+        _submission(model)
+    if not models or not seeds:
+        raise UsageError("--models and --seeds must name at least one submission and one seed")
+    store = str(_store(args.store).path)
+    extra = ["--limit", str(args.limit)] if args.limit else []
+    cells = sweep.grid(tasks, models, seeds)
+    results = sweep.run(
+        cells, train=args.train, store=store, jobs=args.jobs, ray_address=args.ray, extra=extra
+    )
+    failed = [r for r in results if r.exit_code != 0]
+    for r in failed:
+        last = r.tail.strip().splitlines()[-1] if r.tail.strip() else ""
+        print(f"{r.cell.label()}: exit {r.exit_code}: {last}", file=sys.stderr)
+    print(
+        f"{len(results) - len(failed)} of {len(results)} runs ok -> {store}; `snnbench leaderboard` rebuilds the page"
+    )
+    return 1 if failed else 0
+
+
 def cmd_leaderboard(args) -> int:
     from snnbench import leaderboard
     from snnbench.store import CorruptStoreError
@@ -347,6 +407,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "train": cmd_train,
     "leaderboard": cmd_leaderboard,
+    "sweep": cmd_sweep,
     "cite": cmd_cite,
     "data": cmd_data,
 }

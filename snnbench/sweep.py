@@ -1,0 +1,126 @@
+"""Grids of runs: every (task, submission, seed) evaluated into one store, optionally trained first.
+
+Each cell is one `snnbench` process (train, then evaluate), exactly what a user would type, so a
+sweep can never produce a number a single run would not. Locally the cells run in a thread pool
+that waits on those processes; with `--ray ADDRESS` each cell is a Ray task on a cluster whose
+workers share the store folder (an existing engine; `pip install snnbench[ray]`). The store is safe
+for concurrent writers, so cells need no coordination.
+"""
+
+from __future__ import annotations
+
+import glob
+import subprocess
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    model: str
+    seed: int
+
+    def label(self) -> str:
+        return f"{self.task} {Path(self.model).stem if self.model.endswith('.py') else Path(self.model).name} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class CellResult:
+    cell: Cell
+    exit_code: int
+    tail: str
+
+
+def expand_models(patterns: Iterable[str]) -> list[str]:
+    """Submission paths from globs: `baselines/*` means every baselines/<id>/submission.py."""
+    found: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) or [pattern]
+        for m in matches:
+            path = Path(m)
+            if path.is_dir() and (path / "submission.py").is_file():
+                found.append(str(path / "submission.py"))
+            elif path.is_dir() and not (path / "__init__.py").is_file():
+                continue  # a folder that is no submission (e.g. __pycache__)
+            else:
+                found.append(str(path))
+    return list(dict.fromkeys(found))
+
+
+def grid(tasks: Iterable[str], models: Iterable[str], seeds: Iterable[int]) -> list[Cell]:
+    return [Cell(t, m, s) for t in tasks for m in models for s in seeds]
+
+
+def cell_commands(cell: Cell, *, train: bool, store: str | None, extra: list[str]) -> list[list[str]]:
+    base = [sys.executable, "-m", "snnbench.cli"]
+    common = ["--task", cell.task, "--model", cell.model, "--seed", str(cell.seed)]
+    commands = []
+    evaluate = [*base, "evaluate", *common, "--quiet", *extra]
+    if train:
+        ckpt = str(
+            Path("checkpoints")
+            / "sweep"
+            / cell.task
+            / f"{Path(cell.model).parent.name}-{Path(cell.model).stem}-seed{cell.seed}.pt"
+        )
+        commands.append([*base, "train", *common, "--quiet", "--out", ckpt])
+        evaluate += ["--checkpoint", ckpt]
+    if store:
+        evaluate += ["--store", store]
+    commands.append(evaluate)
+    return commands
+
+
+def run_cell(commands: list[list[str]], cell: Cell) -> CellResult:
+    output = []
+    for command in commands:
+        proc = subprocess.run(command, capture_output=True, text=True)
+        output.append(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            return CellResult(cell, proc.returncode, "".join(output)[-2000:])
+    return CellResult(cell, 0, "".join(output)[-2000:])
+
+
+def run(
+    cells: list[Cell],
+    *,
+    train: bool = False,
+    store: str | None = None,
+    jobs: int = 1,
+    ray_address: str | None = None,
+    extra: list[str] | None = None,
+    progress: bool = True,
+) -> list[CellResult]:
+    """Run every cell; results come back in grid order whatever the completion order."""
+    work = [(cell_commands(c, train=train, store=store, extra=extra or []), c) for c in cells]
+    if ray_address:
+        return _run_ray(work, ray_address)
+    results: list[CellResult] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(work), desc="sweep", unit="run", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(run_cell, cmds, c) for cmds, c in work]
+        for f in futures:
+            results.append(f.result())
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
+
+
+def _run_ray(work, address: str) -> list[CellResult]:
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--ray needs Ray: pip install 'snnbench[ray]'") from None
+    ray.init(address=address)
+    remote = ray.remote(run_cell)
+    return ray.get([remote.remote(cmds, c) for cmds, c in work])
