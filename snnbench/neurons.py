@@ -19,7 +19,9 @@ into preallocated outputs and saves one tensor for backward, the charged membran
 rebuilds the surrogate derivative and the reset from h and runs the reverse-time recurrence with
 one fused op per step. Spikes and gradients equal reference_forward's (bitwise for spikes, to
 float rounding for gradients). Set `neuron.fused = False` to run reference_forward instead, e.g.
-for double backward or forward-mode AD, which the fused Function does not support.
+for double backward or forward-mode AD, which the fused Function does not support. MultiStep
+has a fast path too (channels_last 2-D layers on CPU, max pooling that keeps only its argmax);
+`MultiStep.fast = False` turns it off. benchmarks/neurons.py measures both against the peers.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def spike(x: torch.Tensor, surrogate: str = "atan", alpha: float | None = None) 
 # ---------------------------------------------------------------- fused multi-step loop
 
 
-_CHUNK = 1 << 17  # elements of surrogate work per backward chunk (512 KiB in float32)
+_CHUNK = 1 << 18  # elements of surrogate work per backward chunk (1 MiB in float32, about one core's L2)
 
 
 class _Config(NamedTuple):
@@ -427,6 +429,22 @@ class _LeanMaxPool2d(torch.autograd.Function):
         return gx, None
 
 
+def _hookless(m: nn.Module) -> bool:
+    """No hooks would miss a call that bypasses m.__call__ (the lean max pooling calls the kernels)."""
+    from torch.nn.modules import module as mod
+
+    return not (
+        m._forward_hooks
+        or m._forward_pre_hooks
+        or m._backward_hooks
+        or m._backward_pre_hooks
+        or mod._global_forward_hooks
+        or mod._global_forward_pre_hooks
+        or mod._global_backward_hooks
+        or mod._global_backward_pre_hooks
+    )
+
+
 class MultiStep(nn.Module):
     """Apply a stateless layer (Conv, Linear, BN, pooling) to [T, B, ...] by folding T into B.
 
@@ -455,6 +473,7 @@ class MultiStep(nn.Module):
                 and not m.return_indices
                 and torch.is_grad_enabled()
                 and x.requires_grad
+                and _hookless(m)
             ):
                 y = _LeanMaxPool2d.apply(x, m)
                 return y.reshape(t, b, *y.shape[1:])

@@ -96,6 +96,7 @@ class _Child:
         self.model: torch.nn.Module | None = None
         self.probes: list = []
         self.latency_input: torch.Tensor | None = None
+        self._graph: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def build(self, with_probes: bool) -> dict:
         seed_everything(self.seed)
@@ -137,13 +138,41 @@ class _Child:
             self.latency_input = x.clone()
         return out.detach().to(torch.float32).clone()
 
+    def forward_with_graph(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward that keeps the autograd graph to the input, for white-box attacks.
+
+        Only after finish() (probes detached, so attack forwards are never counted). The parent
+        computes g = dLoss/dOutput from its labels and sends g to input_gradient(): the labels
+        never cross into this process, only the vector-Jacobian product comes back.
+        """
+        from snnbench.frameworks import reset_state
+
+        assert self.model is not None
+        if self.probes:
+            raise RuntimeError("forward_with_graph is only allowed after finish()")
+        reset_state(self.model)
+        x = x.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = check_output(self.model(x), self.timesteps, x.shape[1], self.task.outputs)
+        self._graph = (x, out)
+        return out.detach().to(torch.float32).clone()
+
+    def input_gradient(self, cotangent: torch.Tensor) -> torch.Tensor:
+        """d<output, cotangent>/d input for the last forward_with_graph (surrogate gradients, BPTT)."""
+        assert self.model is not None and self._graph is not None
+        x, out = self._graph
+        self._graph = None
+        (grad,) = torch.autograd.grad(out, x, grad_outputs=cotangent.to(out.dtype))
+        return grad.detach().clone()
+
     def finish(self) -> dict:
         from snnbench.frameworks import reset_state
 
         for probe in self.probes:
             probe.detach()
         rows = [r for probe in self.probes for r in probe.rows()]
-        uncounted = sorted({u for probe in self.probes for u in getattr(probe, "uncounted", [])})
+        probes, self.probes = self.probes, []
+        uncounted = sorted({u for probe in probes for u in getattr(probe, "uncounted", [])})
         if rows and "energy" in self.task.metrics:
             from snnbench.metrics.energy import energy_rows
 

@@ -11,10 +11,24 @@ import torch
 from torch import nn
 
 from snnbench.frameworks import reset_state
+from snnbench.metrics import activity
 from snnbench.metrics.activity import ActivityProbe, fanout_map
 from snnbench.neurons import IF, LIF, PLIF, MultiStep
 
 # ---------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(autouse=True, params=["numba", "torch"])
+def kernel_path(request, monkeypatch):
+    """Every test runs on both counting paths: numba's one-pass CPU kernels and torch ops."""
+    monkeypatch.setattr(activity, "USE_NUMBA", request.param == "numba")
+    return request.param
+
+
+def test_the_path_under_test_is_the_one_used(kernel_path):
+    kernels = activity._cpu_kernels(torch.zeros(2, 3))
+    assert (kernels is not None) == (kernel_path == "numba")  # numba ships with snnbench (via tonic)
+    assert activity._cpu_kernels(torch.zeros(2, 3)[:, :2]) is None  # not row-contiguous: torch path
 
 
 def run_probe(model: nn.Module, batches: list[torch.Tensor], probe: ActivityProbe | None = None):
@@ -855,6 +869,29 @@ def test_without_known_neurons_spikes_are_read_at_synaptic_inputs_once():
     for lin in (model.fc2a, model.fc2b):
         expected += sum(brute_linear(lin, s.reshape(-1, 5)))
     assert value(rows, "synops_per_sample") == expected / B
+
+
+def test_signed_spikes_count_as_spikes():
+    """A ternary spike function ({-1, 0, 1}): every non-zero entry is a spike, |x| a synop."""
+    torch.manual_seed(5)
+    fc1, fc2 = nn.Linear(4, 6, bias=False), nn.Linear(6, 3, bias=False)
+
+    class Ternary(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = fc1, fc2
+
+        def forward(self, x):
+            s = torch.sign(torch.trunc(_fold(self.fc1, x)))  # -1, 0 or 1
+            return _fold(self.fc2, s)
+
+    x = torch.rand(T, B, 4) * 3
+    rows, _ = run_probe(Ternary(), [x])
+    with torch.no_grad():
+        s = torch.sign(torch.trunc(fc1(x)))
+    assert float((s < 0).sum()) > 0 and float((s > 0).sum()) > 0
+    assert value(rows, "spikes_per_sample", "fc2") == float((s != 0).sum()) / B
+    assert value(rows, "synops_per_sample", "fc2") == sum(brute_linear(fc2, s.reshape(-1, 6))) / B
 
 
 def test_per_sample_stderr_and_uneven_batches():

@@ -6,6 +6,7 @@ loop with autograd), nn.MaxPool2d run as is, and SpikingJelly's multi-step neuro
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import zlib
@@ -298,6 +299,18 @@ def test_lean_maxpool_does_not_keep_its_input():
     assert x.numel() in sizes  # what plain nn.MaxPool2d keeps
 
 
+def test_hooks_on_a_pooling_layer_still_fire():
+    """The lean pooling bypasses module.__call__, so a hooked layer must take the plain path."""
+    pool = nn.MaxPool2d(2)
+    seen = []
+    pool.register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    x = torch.randn(2, 3, 4, 8, 8, requires_grad=True)
+    y = MultiStep(pool)(x)
+    assert seen == [(6, 4, 4, 4)]
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+
+
 @pytest.mark.parametrize(
     "module",
     [nn.Conv2d(3, 5, 3, padding=1), nn.BatchNorm2d(3), nn.AvgPool2d(2), nn.Linear(8, 4), nn.Flatten()],
@@ -359,7 +372,8 @@ def test_network_fast_equals_plain():
 
 
 def _sj_node(cls, reset: str, detach: bool, decay: bool):
-    sj_neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    """SpikingJelly's multi-step node with our settings (scripts/bootstrap.py installs SpikingJelly)."""
+    from spikingjelly.activation_based import neuron as sj_neuron
     from spikingjelly.activation_based import surrogate
 
     kw = dict(
@@ -369,8 +383,6 @@ def _sj_node(cls, reset: str, detach: bool, decay: bool):
         detach_reset=detach,
         step_mode="m",
     )
-    import inspect
-
     if cls is IF:
         node = sj_neuron.IFNode
     elif cls is LIF:
@@ -379,7 +391,7 @@ def _sj_node(cls, reset: str, detach: bool, decay: bool):
     else:
         node = sj_neuron.ParametricLIFNode
         kw.update(init_tau=2.5, decay_input=decay)
-    if "backend" in inspect.signature(node.__init__).parameters:  # SpikingJelly < 2.0
+    if "backend" in inspect.signature(node.__init__).parameters:  # SpikingJelly < 2.0: pick its torch loop
         kw["backend"] = "torch"
     return node(**kw)
 

@@ -44,6 +44,7 @@ import math
 import weakref
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -294,6 +295,11 @@ class ActivityProbe:
     def _count_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Non-zero entries per row, exact."""
         rows = self._work(rows)
+        kernels = _cpu_kernels(rows)
+        if kernels is not None:
+            out = np.empty(rows.shape[0], dtype=np.int64)
+            kernels.count(_as_numpy(rows), out)
+            return torch.from_numpy(out).to(torch.float64)
         n, d = rows.shape
         step = self._chunk_rows(rows)
         out_dtype = rows.dtype if d < _EXACT_F32 else torch.float64
@@ -312,6 +318,24 @@ class ActivityProbe:
         if fmap.dtype != rows.dtype:
             rows = rows.to(fmap.dtype) if fmap.dtype == torch.float64 else rows
             fmap = fmap.to(rows.dtype)
+        n, d = rows.shape
+        kernels = _cpu_kernels(rows)
+        if kernels is not None:  # one pass: integrality check and weighted sum together
+            xs, fs = _as_numpy(rows), _as_numpy(fmap)
+            out_np = np.empty(n, dtype=xs.dtype)
+            integral = kernels.synops(xs, fs, out_np) == 0
+            if not integral:
+                kernels.macs(xs, fs, out_np)
+            out = torch.from_numpy(out_np)
+        else:
+            out, integral = self._weighted_rows_torch(rows, fmap)
+        limit = _EXACT_F32 if rows.dtype == torch.float32 else _EXACT_F64
+        if n and float(out.amax()) >= limit:
+            out = self._weighted_rows_f64(rows, fmap, integral)
+        return out.to(torch.float64), integral
+
+    def _weighted_rows_torch(self, rows: torch.Tensor, fmap: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """The same with torch ops, chunk by chunk through a small scratch buffer (GPU, no numba)."""
         n, d = rows.shape
         step = self._chunk_rows(rows)
         out = torch.empty(n, dtype=rows.dtype, device=rows.device)
@@ -344,10 +368,7 @@ class ActivityProbe:
                 s = scratch[: c.numel()].view(c.shape)
                 torch.ne(c, 0, out=s)
                 torch.mv(s, fmap, out=out[r0 : r0 + c.shape[0]])
-        limit = _EXACT_F32 if rows.dtype == torch.float32 else _EXACT_F64
-        if n and float(out.amax()) >= limit:
-            out = self._weighted_rows_f64(rows, fmap, integral)
-        return out.to(torch.float64), integral
+        return out, integral
 
     def _weighted_rows_f64(self, rows: torch.Tensor, fmap: torch.Tensor, integral: bool) -> torch.Tensor:
         """Slow exact path for rows whose sums do not fit float32's integers."""
@@ -461,6 +482,81 @@ class ActivityProbe:
         done["spikes"] = spikes
         done["updates"] = updates
         return done
+
+
+# ---------------------------------------------------------------------- CPU kernels
+#
+# On the CPU, torch needs 2 passes to count non-zeros (compare into a buffer, sum) and 4 to check
+# integrality and weigh by F. numba (installed with snnbench: tonic -> librosa -> numba) does each
+# in one pass. Every sum is of non-negative integer terms, so reassociating it (vector lanes) is
+# exact, and a float32 row total below 2**24 proves every partial sum was exact; larger totals are
+# redone in float64 (_weighted_rows_f64). NaN and inf fail the integrality check (v != floor(v)
+# or |v| >= 2**24), so such input counts as MACs, as on the torch path.
+
+
+class _Kernels:
+    def __init__(self) -> None:
+        from numba import njit
+
+        jit = njit(nogil=True, cache=False, fastmath={"reassoc", "contract"})
+
+        @jit
+        def count(x, out):
+            n, d = x.shape
+            for i in range(n):
+                c = 0
+                for j in range(d):
+                    c += x[i, j] != 0
+                out[i] = c
+
+        @jit
+        def synops(x, f, out):  # sum(|x| * F) per row; returns how many entries are not counts
+            n, d = x.shape
+            bad = 0
+            for i in range(n):
+                out[i] = 0
+                s = out[i]  # a zero of out's dtype
+                for j in range(d):
+                    v = x[i, j]
+                    a = abs(v)
+                    bad += (v != np.floor(v)) | (a >= 16777216.0)
+                    s += a * f[j]
+                out[i] = s
+            return bad
+
+        @jit
+        def macs(x, f, out):  # sum((x != 0) * F) per row
+            n, d = x.shape
+            for i in range(n):
+                out[i] = 0
+                s = out[i]
+                for j in range(d):
+                    s += (x[i, j] != 0) * f[j]
+                out[i] = s
+
+        self.count, self.synops, self.macs = count, synops, macs
+
+
+_KERNELS: list = []  # [] not tried yet, [None] unavailable, [_Kernels] ready
+USE_NUMBA = True  # tests switch it off to check the torch path gives the same counts
+
+
+def _cpu_kernels(rows: torch.Tensor) -> _Kernels | None:
+    """The numba kernels if they apply to these rows (CPU, float32/64, row-contiguous)."""
+    if not USE_NUMBA or rows.device.type != "cpu" or rows.dtype not in (torch.float32, torch.float64):
+        return None
+    if rows.stride(-1) != 1 or (rows.shape[0] > 1 and rows.stride(0) != rows.shape[1]):
+        return None
+    if not _KERNELS:
+        try:
+            _KERNELS.append(_Kernels())
+        except ImportError:
+            _KERNELS.append(None)
+    return _KERNELS[0]
+
+
+def _as_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
 
 
 def _base(x: torch.Tensor) -> torch.Tensor:
