@@ -4,9 +4,12 @@ Model: 2 conv + 1 linear LIF layers (snnbench neurons, MultiStep-folded convs), 
 2x34x34 binary random events (~10% density), one CPU thread. Measured in this one run:
 - time: evaluation with ActivityProbe + FootprintProbe (the harness loop: reset_state, probes'
   before/after_batch, forward under no_grad) vs the bare no-grad forward over the same batches.
-  Rounds alternate the two. Times are the process's CPU time (one thread), best of the rounds:
-  on a shared machine other load only ever adds to a time, so the minimum is the least disturbed
-  figure. The median of paired-round ratios and the wall-clock ratio are printed beside it;
+  Rounds alternate the two; times are the process's CPU time (one thread). The ratio is the
+  median over rounds of (variant / the bare run just before it): on a shared machine the speed
+  of the same forward drifts between rounds (other load, cache and memory-bandwidth sharing), and
+  adjacent runs share the drift. Best-round times and the wall-clock ratio are printed beside it.
+  The timing runs in a child process with pinned glibc malloc settings (TIMING_MALLOC); the
+  probes' one-off numba JIT (about a second per process) is left out by a warm-up batch;
 - peak memory: each variant in a fresh subprocess, peak RSS during the loop (VmHWM, reset after a
   warm-up batch) minus RSS before it (glibc told to return freed memory at once,
   MALLOC_MMAP_THRESHOLD_, the same for both);
@@ -278,7 +281,7 @@ def main() -> int:
             pairs[name].append(t_var[name][-1] / b)
         wall_pairs.append(wall(probed, model, batches) / wall(bare, model, batches))
     tb = min(t_bare)
-    ratio = min(t_var["probes"]) / tb
+    ratio = statistics.median(pairs["probes"])
 
     rows, probe = probed(model, batches)
     total = {
@@ -294,15 +297,17 @@ def main() -> int:
     print(f"model: 2 conv + 1 linear LIF (snnbench, MultiStep), T={T}, B={B}, {SHAPE}, density {DENSITY}")
     print(f"samples {n}, 1 CPU thread, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f}")
     print(f"allocator: {' '.join(f'{k}={v}' for k, v in TIMING_MALLOC.items())}")
-    print("time: CPU time of this process, best of the rounds (timeit's rule: other load only adds)")
-    print(f"bare forward          {tb * 1e3 / args.batches:8.1f} ms/batch")
+    print(
+        "time: CPU time of this process, best round; ratio: median over rounds of (variant / bare run before it)"
+    )
+    print(f"bare forward           {tb * 1e3 / args.batches:8.1f} ms/batch")
     for label, name in (("snnbench all probes", "probes"), ("NeuroBench 2.3", "neurobench"),
                         ("SpikingJelly counters", "spikingjelly")):  # fmt: skip
         q = sorted(pairs[name])
         best = min(t_var[name])
         print(
-            f"{label:22s} {best * 1e3 / args.batches:8.1f} ms/batch  {best / tb:.3f}x  "
-            f"(paired rounds: median {statistics.median(q):.3f}x, {q[0]:.3f}..{q[-1]:.3f}, n={len(q)})"
+            f"{label:22s} {best * 1e3 / args.batches:8.1f} ms/batch  {statistics.median(q):.3f}x  "
+            f"(pair ratios {q[0]:.3f}..{q[-1]:.3f}, n={len(q)})"
         )
     print(f"  snnbench wall-clock, median of paired rounds: {statistics.median(wall_pairs):.3f}x")
     print(f"peak memory growth: bare {m_bare / 2**20:.1f} MiB, with probes {m_probe / 2**20:.1f} MiB")

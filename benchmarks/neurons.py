@@ -54,6 +54,7 @@ class Variant:
     twin: str | None  # for a peer: the snnbench variant with identical dynamics
     config: str = ""
     lif: dict | None = None  # for snnbench: the LIF settings
+    info: bool = False  # shown for reference, not in the headline: snnbench with MultiStep.fast off
 
     @property
     def peer(self) -> bool:
@@ -62,7 +63,8 @@ class Variant:
     def describe(self) -> str:
         if self.lif is None:
             return self.config
-        return "LIF(" + ", ".join(f"{k}={v!r}" for k, v in self.lif.items()) + "), fused loop"
+        lif = "LIF(" + ", ".join(f"{k}={v!r}" for k, v in self.lif.items()) + "), fused loop"
+        return lif + ("; MultiStep.fast = False, so only the neuron is snnbench's" if self.info else "")
 
 
 _LIF = dict(tau=2.0, decay_input=True, v_reset=0.0, v_threshold=1.0, surrogate="atan", alpha=2.0)
@@ -70,6 +72,7 @@ VARIANTS = {
     v.name: v
     for v in [
         Variant("snnbench[sj]", None, lif=_LIF),
+        Variant("snnbench[sj] plain layers", None, lif=_LIF, info=True),
         Variant("snnbench[snntorch]", None, lif={**_LIF, "decay_input": False, "v_threshold": ABOVE_ONE}),
         Variant(
             "snnbench[norse]",
@@ -111,16 +114,24 @@ def reference_weights(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 class Net(nn.Module):
-    """conv-pool-LIF, conv-pool-LIF, flatten-linear-LIF; `wrap` makes a layer multi-step."""
+    """conv-pool-LIF, conv-pool-LIF, flatten-linear-LIF. `wrap` makes a layer multi-step (or returns
+    the framework's own replacement); with `blocks`, each conv and its pooling share one wrapper."""
 
-    def __init__(self, wrap, neuron, reset=None) -> None:
+    def __init__(self, wrap, neuron, reset=None, blocks: bool = False) -> None:
         super().__init__()
-        layers = [nn.Conv2d(2, 12, 5), nn.MaxPool2d(2), nn.Conv2d(12, 32, 5), nn.MaxPool2d(2)]
-        layers += [nn.Flatten(), nn.Linear(800, 10)]
-        c1, p1, c2, p2, fl, fc = (wrap(m) for m in layers)
-        self.layers = nn.Sequential(c1, p1, neuron(), c2, p2, neuron(), fl, fc, neuron())
-        # the layers holding weights: the wrapped module, or the framework's own replacement
-        self.syn = [getattr(m, "module", m) for m in (c1, c2, fc)]
+        c1, p1, c2, p2 = nn.Conv2d(2, 12, 5), nn.MaxPool2d(2), nn.Conv2d(12, 32, 5), nn.MaxPool2d(2)
+        fl, fc = nn.Flatten(), nn.Linear(800, 10)
+        if blocks:
+            b1, b2 = wrap(nn.Sequential(c1, p1)), wrap(nn.Sequential(c2, p2))
+            self.layers = nn.Sequential(b1, neuron(), b2, neuron(), wrap(fl), w_fc := wrap(fc), neuron())
+            self.syn = [c1, c2, fc]
+        else:
+            w1, w2, w_fc = wrap(c1), wrap(c2), wrap(fc)
+            self.layers = nn.Sequential(
+                w1, wrap(p1), neuron(), w2, wrap(p2), neuron(), wrap(fl), w_fc, neuron()
+            )
+            # the layers holding weights: the wrapped module, or the framework's own replacement
+            self.syn = [getattr(m, "module", m) for m in (w1, w2, w_fc)]
         self._reset = reset
 
     def load(self, weights: dict[str, torch.Tensor]) -> Net:
@@ -163,8 +174,14 @@ class Fold(nn.Module):
 
 def build(name: str) -> Net:
     if name in VARIANTS and VARIANTS[name].lif is not None:
-        settings = VARIANTS[name].lif
-        return Net(MultiStep, lambda: LIF(**settings))
+        settings, plain = VARIANTS[name].lif, VARIANTS[name].info
+
+        def wrap(m: nn.Module) -> MultiStep:
+            ms = MultiStep(m)
+            ms.fast = not plain
+            return ms
+
+        return Net(wrap, lambda: LIF(**settings), blocks=not plain)
     if name == "spikingjelly":
         return _spikingjelly_net()
     if name == "snntorch":
@@ -495,7 +512,7 @@ def run_device(device: str, ts: list[int], batch: int, rounds: int, names: list[
 def summarize(times: dict, memory: dict, names: list[str]) -> dict[str, float]:
     """Fastest/leanest peer against the slowest/hungriest snnbench twin (the conservative pairing)."""
     peers = [n for n in names if VARIANTS[n].peer]
-    ours = [n for n in names if not VARIANTS[n].peer]
+    ours = [n for n in names if not VARIANTS[n].peer and not VARIANTS[n].info]
     mem_ok = {n: m["train"] for n, m in memory.items() if isinstance(m, dict)}
     best_mem = min((mem_ok[n] for n in peers if n in mem_ok), default=float("nan"))
     worst_mem = max((mem_ok[n] for n in ours if n in mem_ok), default=float("nan"))
@@ -528,7 +545,7 @@ def report(device: str, results: dict, names: list[str]) -> dict[int, dict[str, 
                 eq = f"yes ({total} of {total})" if differ == 0 else f"NO ({differ} of {total} differ)"
                 gr = f"{rel:.1e}"
             else:
-                eq, gr = "(snnbench)", ""
+                eq, gr = ("(reference row)" if VARIANTS[n].info else "(snnbench)"), ""
             m = memory[n]
             if isinstance(m, dict):
                 mf, mt, mr = (
@@ -584,7 +601,9 @@ def main(argv: list[str] | None = None) -> int:
             names.append(n)
         else:
             print(f"skipping {n}: {why}")
-    names = [n for n in names if VARIANTS[n].peer or any(VARIANTS[p].twin == n for p in names)]
+    names = [
+        n for n in names if VARIANTS[n].peer or VARIANTS[n].info or any(VARIANTS[p].twin == n for p in names)
+    ]
     if not any(VARIANTS[n].peer for n in names):
         print("neurons: no peer framework importable; nothing to compare against")
         return 1
@@ -601,10 +620,11 @@ def main(argv: list[str] | None = None) -> int:
         v = VARIANTS[n]
         print(f"  {n}: {v.describe()}" + (f"  [twin: {v.twin}]" if v.peer else ""))
     print(
-        "layers: snnbench's MultiStep runs 2-D conv/pool layers in channels_last on CPU and its max pooling keeps "
-        "only argmax indices for backward; snnTorch and Norse have no multi-step layers and get torch.nn folded "
-        f"over [T*B, ...]; v_threshold={ABOVE_ONE!r} is float32's next value above 1, so that the twins of "
-        "snnTorch and Norse fire at h > 1 as those do"
+        "layers: snnbench writes each conv and its pooling as MultiStep(nn.Sequential(Conv2d, MaxPool2d)), which "
+        "on CPU runs as one block in chunks of samples (channels_last; the conv output is never stored whole), "
+        "the other layers as MultiStep(layer); SpikingJelly uses its own step_mode='m' layers; snnTorch and Norse "
+        f"have no multi-step layers and get torch.nn folded over [T*B, ...]. v_threshold={ABOVE_ONE!r} is "
+        "float32's next value above 1, so that the twins of snnTorch and Norse fire at h > 1 as those do"
     )
     print(
         "times: each framework in its own timing process, minimum of interleaved repetitions; CPU: process CPU "

@@ -20,8 +20,9 @@ rebuilds the surrogate derivative and the reset from h and runs the reverse-time
 one fused op per step. Spikes and gradients equal reference_forward's (bitwise for spikes, to
 float rounding for gradients). Set `neuron.fused = False` to run reference_forward instead, e.g.
 for double backward or forward-mode AD, which the fused Function does not support. MultiStep
-has a fast path too (channels_last 2-D layers on CPU, max pooling that keeps only its argmax);
-`MultiStep.fast = False` turns it off. benchmarks/neurons.py measures both against the peers.
+has a fast path too (channels_last 2-D layers on CPU, max pooling that keeps only its argmax,
+chunked conv+pool blocks); `MultiStep.fast = False` turns it off. benchmarks/neurons.py measures
+both against the peers.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # ---------------------------------------------------------------- surrogate gradients
@@ -429,6 +431,117 @@ class _LeanMaxPool2d(torch.autograd.Function):
         return gx, None
 
 
+_CONV_CHUNK = 1 << 18  # conv-output elements per chunk of a conv+pool block (1 MiB in float32)
+
+
+def _conv_pool(m: nn.Module) -> tuple[nn.Conv2d, nn.MaxPool2d] | None:
+    """(conv, pool) if m is exactly nn.Sequential(nn.Conv2d, nn.MaxPool2d) that the chunked path handles."""
+    if type(m) is not nn.Sequential or len(m) != 2:
+        return None
+    conv, pool = m[0], m[1]
+    if type(conv) is not nn.Conv2d or type(pool) is not nn.MaxPool2d:
+        return None
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str) or pool.return_indices:
+        return None
+    return (conv, pool) if all(_hookless(k) for k in (m, conv, pool)) else None
+
+
+def _pool_args(pool: nn.MaxPool2d) -> tuple:
+    stride = pool.stride if pool.stride is not None else pool.kernel_size
+    return (pool.kernel_size, stride, pool.padding, pool.dilation, pool.ceil_mode)
+
+
+def _chunk_rows(x: torch.Tensor, conv: nn.Conv2d) -> int:
+    """Samples per chunk so that one chunk's conv output has about _CONV_CHUNK elements."""
+    size = []
+    for i in range(2):
+        k = (conv.kernel_size[i] - 1) * conv.dilation[i] + 1
+        size.append((x.shape[2 + i] + 2 * conv.padding[i] - k) // conv.stride[i] + 1)
+    return max(1, _CONV_CHUNK // max(1, conv.out_channels * size[0] * size[1]))
+
+
+def _conv_pool_forward(x: torch.Tensor, conv: nn.Conv2d, pool: nn.MaxPool2d, weight, bias, keep_idx: bool):
+    """pool(conv(x)) chunk by chunk: the full-size conv output never exists, each chunk stays in cache."""
+    n, rows = x.shape[0], _chunk_rows(x, conv)
+    args = _pool_args(pool)
+    out = idx = None
+    for start in range(0, n, rows):
+        y = F.conv2d(
+            x[start : start + rows], weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups
+        )
+        if out is None:
+            shape = (n, *torch.ops.aten.max_pool2d_with_indices(y[:1], *args)[0].shape[1:])
+            out = torch.empty(shape, dtype=y.dtype, device=y.device, memory_format=torch.channels_last)
+            idx = torch.empty_like(out, dtype=torch.long) if keep_idx else None
+        end = start + y.shape[0]
+        if keep_idx:
+            torch.ops.aten.max_pool2d_with_indices.out(y, *args, out=out[start:end], indices=idx[start:end])
+        else:
+            out[start:end] = F.max_pool2d(y, *args)
+    return out, (idx if keep_idx else None), rows, y.shape[1:]
+
+
+class _ConvPool2d(torch.autograd.Function):
+    """nn.Sequential(nn.Conv2d, nn.MaxPool2d) over [N, C, H, W], in chunks of samples.
+
+    Forward keeps the pooled output and the argmax, never the full conv output; backward walks
+    the same chunks: max-pool backward into one chunk-sized buffer, then the conv's backward for
+    that chunk (weight and bias gradients summed over chunks). Same kernels as the two modules,
+    so outputs are identical and gradients equal to float rounding (the chunk sums' order)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, conv: nn.Conv2d, pool: nn.MaxPool2d):
+        out, idx, rows, conv_shape = _conv_pool_forward(x, conv, pool, weight, bias, keep_idx=True)
+        ctx.save_for_backward(x, weight, idx)
+        ctx.conv, ctx.pool_args, ctx.rows, ctx.conv_shape = conv, _pool_args(pool), rows, conv_shape
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, idx = ctx.saved_tensors
+        conv, rows = ctx.conv, ctx.rows
+        need_x, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        need_b = need_b and ctx.has_bias
+        gx = torch.empty_like(x) if need_x else None
+        gw = torch.zeros_like(weight) if need_w else None
+        gb = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device) if need_b else None
+        buf = torch.empty(
+            (min(rows, x.shape[0]), *ctx.conv_shape),
+            dtype=grad.dtype,
+            device=grad.device,
+            memory_format=torch.channels_last,
+        )
+        bias_sizes = [weight.shape[0]] if ctx.has_bias else None
+        for start in range(0, x.shape[0], rows):
+            end = min(start + rows, x.shape[0])
+            b = buf[: end - start]  # stands in for the conv output (shape only) and receives its grad
+            gy = torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
+                grad[start:end], b, *ctx.pool_args, idx[start:end], grad_input=b
+            )
+            gxc, gwc, gbc = torch.ops.aten.convolution_backward(
+                gy,
+                x[start:end],
+                weight,
+                bias_sizes,
+                conv.stride,
+                conv.padding,
+                conv.dilation,
+                False,
+                [0, 0],
+                conv.groups,
+                [need_x, need_w, need_b],
+            )
+            if need_x:
+                gx[start:end] = gxc
+            if need_w:
+                gw += gwc
+            if need_b:
+                gb += gbc
+        return gx, gw, gb, None, None
+
+
 def _hookless(m: nn.Module) -> bool:
     """No hooks would miss a call that bypasses m.__call__ (the lean max pooling calls the kernels)."""
     from torch.nn.modules import module as mod
@@ -448,13 +561,17 @@ def _hookless(m: nn.Module) -> bool:
 class MultiStep(nn.Module):
     """Apply a stateless layer (Conv, Linear, BN, pooling) to [T, B, ...] by folding T into B.
 
-    Values equal `module(x.reshape(T*B, ...)).reshape(T, B, ...)`. For speed (set `fast = False` to
-    get exactly that): on CPU, 2-D conv, pooling and batch norm run in channels_last, so their
-    outputs (and the spikes of a neuron after them) carry channels_last strides (use reshape, not
-    view); a plain nn.MaxPool2d in training saves its argmax but not its input.
+    Values equal `module(x.reshape(T*B, ...)).reshape(T, B, ...)` up to the rounding of the
+    convolution algorithm. For speed (set `fast = False` to run exactly that):
+    - on CPU, 2-D conv, pooling and batch norm run in channels_last, so their outputs (and the
+      spikes of a neuron after them) carry channels_last strides: use reshape, not view;
+    - a plain nn.MaxPool2d in training saves its argmax but not its input;
+    - `MultiStep(nn.Sequential(nn.Conv2d(...), nn.MaxPool2d(...)))` runs as one block on CPU, in
+      chunks of samples: the full conv output is never stored, in forward or backward, which is
+      both faster (each chunk stays in cache) and leaner than the two layers one after the other.
     """
 
-    #: channels_last on CPU and the lean max pooling; False runs the module as is.
+    #: channels_last on CPU, lean max pooling, chunked conv+pool blocks; False runs the module as is.
     fast: bool = True
 
     def __init__(self, module: nn.Module) -> None:
@@ -465,6 +582,17 @@ class MultiStep(nn.Module):
         t, b = x.shape[:2]
         x = x.reshape(t * b, *x.shape[2:])
         m = self.module
+        if self.fast and x.dim() == 4 and x.device.type == "cpu" and x.is_floating_point():
+            pair = _conv_pool(m)
+            if pair is not None:
+                conv, pool = pair
+                x = x.contiguous(memory_format=torch.channels_last)
+                w, bias = conv.weight, conv.bias
+                if torch.is_grad_enabled() and any(p is not None and p.requires_grad for p in (x, w, bias)):
+                    y = _ConvPool2d.apply(x, w, bias, conv, pool)
+                else:
+                    y = _conv_pool_forward(x, conv, pool, w, bias, keep_idx=False)[0]
+                return y.reshape(t, b, *y.shape[1:])
         if self.fast and x.dim() == 4 and isinstance(m, _CHANNELS_LAST):
             if x.device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -174,9 +174,11 @@ class _Child:
         probes, self.probes = self.probes, []
         uncounted = sorted({u for probe in probes for u in getattr(probe, "uncounted", [])})
         if rows and "energy" in self.task.metrics:
+            from snnbench.metrics.activity import ActivityProbe
             from snnbench.metrics.energy import energy_rows
 
-            rows += energy_rows(rows)
+            activity = next((p for p in probes if isinstance(p, ActivityProbe)), None)
+            rows += energy_rows(rows, per_sample=activity.per_sample() if activity else None)
         latency = None
         if self.latency_input is not None and self.model is not None:
             times = []

@@ -693,7 +693,7 @@ def test_each_framework_counts_its_own_spikes(framework, framework_inputs):
             for i, s in enumerate(calls):
                 per_t[i % T] += (s != 0).sum()
     for t in range(T):
-        assert value(rows, "spikes_per_sample", timestep=t) == pytest.approx(
+        assert value(rows, "spikes_per_sample", timestep=t + 1) == pytest.approx(
             float(per_t[t]) / samples, abs=1e-12
         )
     # layers are named by their qualified module name
@@ -745,7 +745,7 @@ def test_shapes_that_fit_two_layouts_follow_the_framework():
     for model in (PerStep(), nn.Sequential(MultiStep(lin), IF())):
         rows, probe = run_probe(model, [x])
         assert probe.per_sample()["spikes_per_sample"].tolist() == [1.0, 2.0, 3.0]
-        assert [value(rows, "spikes_per_sample", timestep=t) for t in range(n)] == [2.0, 0.0, 0.0]
+        assert [value(rows, "spikes_per_sample", timestep=t) for t in range(1, n + 1)] == [2.0, 0.0, 0.0]
 
 
 def _fake_sinabs(name: str, squeeze: bool):
@@ -804,7 +804,7 @@ def test_sinabs_style_batch_major_neurons(squeeze):
         s = net(x)  # [T, B, 4]
     assert probe.per_sample()["spikes_per_sample"].tolist() == (s != 0).sum((0, 2)).tolist() * 2
     for t in range(T):
-        assert value(rows, "spikes_per_sample", timestep=t) == float((s[t] != 0).sum()) / B
+        assert value(rows, "spikes_per_sample", timestep=t + 1) == float((s[t] != 0).sum()) / B
     assert value(rows, "neuron_updates_per_sample", "iaf") == T * 4
 
 

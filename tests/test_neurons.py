@@ -328,6 +328,81 @@ def test_multistep_fast_path_equals_plain(module):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+CONV_POOL = [
+    (nn.Conv2d(2, 6, 5), nn.MaxPool2d(2)),
+    (nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.MaxPool2d(3, stride=2, padding=1)),
+    (nn.Conv2d(4, 8, 3, dilation=2, groups=2), nn.MaxPool2d(2, ceil_mode=True)),
+]
+
+
+@pytest.mark.parametrize("pair", range(len(CONV_POOL)), ids=["plain", "strided-nobias", "grouped-dilated"])
+@pytest.mark.parametrize("spikes", [False, True], ids=["float", "spikes"])
+def test_conv_pool_block_equals_the_two_modules(pair, spikes, monkeypatch):
+    """MultiStep(Sequential(conv, pool)) in small chunks against the same modules run as is on the
+    same channels_last input: identical outputs (also without grad), gradients to rounding."""
+    import snnbench.neurons as neurons
+
+    conv, pool = CONV_POOL[pair]
+    x = torch.randn(3, 5, conv.in_channels, 13, 11, generator=torch.Generator().manual_seed(pair))
+    if spikes:
+        x = (x > 0.3).float()
+    x_cl = x.flatten(0, 1).contiguous(memory_format=torch.channels_last)
+    y_ref = pool(conv(x_cl))  # warm the shapes; one chunk = 4 samples below, 15 samples in all
+    monkeypatch.setattr(
+        neurons, "_CONV_CHUNK", 4 * y_ref.shape[1] * (y_ref.shape[2] * 2) * (y_ref.shape[3] * 2)
+    )
+    assert 1 < 15 // neurons._chunk_rows(x_cl, conv) < 15
+    block = MultiStep(nn.Sequential(conv, pool))
+    g = torch.randn((3, 5, *y_ref.shape[1:]), generator=torch.Generator().manual_seed(7))
+    results = []
+    for fast in (True, False):
+        conv.zero_grad(set_to_none=True)
+        xr = (x if fast else x_cl).clone().requires_grad_()
+        y = block(xr) if fast else pool(conv(xr)).unflatten(0, (3, 5))
+        (y * g).sum().backward()
+        results.append((y.detach(), xr.grad.reshape(15, *x.shape[2:]), [p.grad for p in conv.parameters()]))
+    (y_fast, gx_fast, gp_fast), (y_plain, gx_plain, gp_plain) = results
+    assert torch.equal(y_fast, y_plain)
+    with torch.no_grad():
+        assert torch.equal(block(x), y_plain)
+    _close(gx_fast, gx_plain)
+    for a, b in zip(gp_fast, gp_plain):
+        _close(a, b, rtol=1e-4)
+
+
+def test_conv_pool_block_keeps_no_conv_output():
+    conv, pool = nn.Conv2d(2, 6, 3), nn.MaxPool2d(2)
+    x = torch.randn(2, 3, 2, 10, 10)
+    sizes: list[int] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+        y = MultiStep(nn.Sequential(conv, pool))(x)
+    assert "ConvPool" in type(y.grad_fn.next_functions[0][0]).__name__
+    assert 6 * 6 * 8 * 8 not in sizes  # the conv output [6, 6, 8, 8] is never kept
+    assert sorted(sizes) == sorted([x.numel(), conv.weight.numel(), 6 * 6 * 4 * 4])
+
+
+@pytest.mark.parametrize("variant", ["hooked", "same-padding", "reflect", "three-layers"])
+def test_conv_pool_block_falls_back_where_it_must(variant):
+    conv, pool = nn.Conv2d(2, 4, 3, padding=1), nn.MaxPool2d(2)
+    seq = nn.Sequential(conv, pool)
+    seen = []
+    if variant == "hooked":
+        conv.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    elif variant == "same-padding":
+        conv.padding = "same"
+    elif variant == "reflect":
+        conv.padding_mode = "reflect"
+    else:
+        seq.append(nn.ReLU())
+    x = torch.randn(2, 3, 2, 8, 8)
+    fast = MultiStep(seq)(x)
+    plain = MultiStep(seq)
+    plain.fast = False
+    torch.testing.assert_close(fast, plain(x))
+    if variant == "hooked":
+        assert len(seen) == 2
+
+
 def test_multistep_conv_runs_channels_last_on_cpu_and_reshape_works():
     conv = MultiStep(nn.Conv2d(2, 4, 3))
     y = conv(torch.randn(3, 2, 2, 7, 7))

@@ -25,11 +25,14 @@ Time and samples: a layer may see [T*B, ...] (folded, t-major), [T, B, ...], [B,
 timestep (snnTorch/Norse loops; the call index is the timestep) or sinabs's [B, T, ...]. Each
 call's counts are attributed to samples (and, for spikes, to timesteps) from before_batch's B and T.
 
-Cost: every pass is a read-only reduction or goes through one small reused scratch buffer, chunk
-by chunk, so the probe adds no tensor the size of an activation; tensors in any memory layout
-(channels-last included) are read in place, F permuted to match. Per-row sums run in float32
-(each integer term and partial sum < 2**24 is exact; a row whose total reaches 2**24 is redone in
-float64) and accumulate per sample in float64.
+Cost: on the CPU each tensor is read once by a numba kernel (one pass counts non-zeros; one pass
+checks integrality and weighs by F; numba comes with snnbench through tonic -> librosa; its JIT
+costs about a second once per process). Elsewhere (GPU, or without numba) torch ops run chunk by
+chunk through one small reused scratch buffer. Either way the probe adds no tensor the size of an
+activation, and tensors in any memory layout (channels-last included) are read in place, F
+permuted to match. Row sums run in float32 (each integer term and partial sum < 2**24 is exact,
+in any order; a row whose total reaches 2**24 is redone in float64) and accumulate per sample in
+float64.
 
 What is not understood (`uncounted`): module types holding parameters that are neither synaptic
 layers, recognised neurons with at most 1-D parameters (PLIF's tau, learnable thresholds), nor
@@ -709,9 +712,10 @@ def _rows(done: list[dict], samples: int) -> list[MetricRow]:
                 rates.append(st / neurons)
         if not s_vals:
             continue
-        rows.append(_row("spikes_per_sample", "count", torch.cat(s_vals), timestep=t))
+        # timesteps are counted from 1, as for the anytime accuracy (README, Design)
+        rows.append(_row("spikes_per_sample", "count", torch.cat(s_vals), timestep=t + 1))
         if rates and len(rates) == len(s_vals):
-            rows.append(_row("firing_rate", "fraction", torch.cat(rates), timestep=t))
+            rows.append(_row("firing_rate", "fraction", torch.cat(rates), timestep=t + 1))
     return rows
 
 

@@ -1,0 +1,463 @@
+"""Robustness: accuracy under attacks and corruptions, with gradient-masking checks (PROTOCOLS.md s. 4).
+
+The model is reached only through a GradientOracle. White-box gradients are a vector-Jacobian
+product: the oracle returns the model's outputs, the caller turns its own labels into
+g = dLoss/dOutput (loss = cross-entropy of the time-mean readout, section 2) and the oracle sends
+back g's pull-back to the encoded input. With a SandboxOracle only encoded inputs and cotangents
+cross into the submission's process, never labels.
+
+Static image tasks are attacked on the [0, 1] pixel scale (digits: pixel / 16; CIFAR and
+TinyImageNet: un-normalised with the dataset's channel mean/std, attacked, clamped to [0, 1],
+re-normalised). The gradient of the encoded input [T, B, ...] is summed over T back to the frame:
+exact for direct coding; for rate (Poisson) coding it is the straight-through estimate, the
+gradient with respect to the firing rate (gain * sum over T, the Bernoulli draw treated as the
+identity, one fresh draw per gradient). Other encodings get corruptions only.
+
+Event tasks (frames of integer event counts) get no pixel-gradient attack by default: an L-inf
+step of eps on an integer count is not an input a sensor can produce. They get event drop
+(binomial thinning), hot pixels and an L0 gradient attack that adds or removes whole events
+(`event_fgsm`, see there). Gaussian noise on counts is not meaningful and is skipped.
+
+Sanity checks, each a `gradient_masking_suspected` row (1 = the check failed):
+- `pgd<=fgsm`: PGD accuracy <= FGSM accuracy + 1/n (one sample of slack for ties).
+- `eps=1 near chance`: PGD accuracy at eps=1 (any image reachable) <= 1/C + 0.1.
+- `black-box<=white-box`: a score-based Square-style random search using outputs only is not
+  stronger than PGD on the same samples: black-box accuracy >= PGD accuracy - 1/n.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from snnbench.encoding import Direct, Frames, PoissonRate
+from snnbench.metrics import MetricRow, mean_and_stderr
+
+PGD_STEPS = 10
+CHANCE_MARGIN = 0.1
+HUGE_EPS = 1.0
+
+
+# ---------------------------------------------------------------- oracles
+
+
+def readout(out: Tensor) -> Tensor:
+    """[B, C] logits the prediction is made from: the time mean of [T, B, C], or [B, C] as given."""
+    return out.mean(0) if out.dim() == 3 else out
+
+
+def loss_cotangent(out: Tensor, labels: Tensor) -> Tensor:
+    """dLoss/dOutput for loss = summed cross-entropy of the time-mean readout (per-sample
+    gradients do not depend on the batch size). Computed here, in the caller's process."""
+    leaf = out.detach().to(torch.float32).clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = nn.functional.cross_entropy(readout(leaf), labels.long(), reduction="sum")
+        (g,) = torch.autograd.grad(loss, leaf)
+    return g.detach()
+
+
+@runtime_checkable
+class GradientOracle(Protocol):
+    """The model as an attack sees it: outputs, and the loss gradient with respect to the encoded input."""
+
+    def outputs(self, x_enc: Tensor) -> Tensor: ...
+
+    def loss_gradient(self, x_enc: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+class SandboxOracle:
+    """A submission in a snnbench.sandbox.Sandbox after `finish` (probes detached, so attack
+    forwards are never counted as activity). Sends only encoded inputs and cotangents."""
+
+    def __init__(self, box) -> None:
+        self.box = box
+
+    def outputs(self, x_enc: Tensor) -> Tensor:
+        return self.box.call("forward", x_enc.detach().to(torch.float32).contiguous())
+
+    def loss_gradient(self, x_enc: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.box.call("forward_with_graph", x_enc.detach().to(torch.float32).contiguous())
+        grad = self.box.call("input_gradient", loss_cotangent(out, labels))
+        return out, grad
+
+
+class LocalOracle:
+    """An in-process module (tests, ANN twins). Puts the model in eval mode; neuron state is
+    reset before every forward, as in the sandbox."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model.eval()
+
+    def _forward(self, x: Tensor) -> Tensor:
+        from snnbench.frameworks import reset_state
+
+        reset_state(self.model)
+        return self.model(x)
+
+    def outputs(self, x_enc: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self._forward(x_enc).detach().to(torch.float32)
+
+    def loss_gradient(self, x_enc: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        x = x_enc.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = self._forward(x)
+            (grad,) = torch.autograd.grad(out, x, grad_outputs=loss_cotangent(out, labels).to(out.dtype))
+        return out.detach().to(torch.float32), grad.detach()
+
+
+# ---------------------------------------------------------------- input spaces
+
+
+@dataclass
+class PixelSpace:
+    """Maps [0, 1] pixels u <-> the dataset's inputs x <-> encoded input, and pulls gradients back."""
+
+    encoder: object
+    timesteps: int
+    mean: Tensor | None = None
+    std: Tensor | None = None
+
+    def to_pixels(self, x: Tensor) -> Tensor:
+        u = x if self.mean is None else x * self.std + self.mean
+        return u.clamp(0.0, 1.0)
+
+    def from_pixels(self, u: Tensor) -> Tensor:
+        return u if self.mean is None else (u - self.mean) / self.std
+
+    def encode(self, u: Tensor, generator: torch.Generator | None) -> Tensor:
+        return self.encoder(self.from_pixels(u), self.timesteps, generator)
+
+    @property
+    def differentiable(self) -> bool:
+        return isinstance(self.encoder, (Direct, PoissonRate))
+
+    def pixel_gradient(self, g_enc: Tensor) -> Tensor:
+        """dLoss/du from dLoss/dx_enc: sum over T (direct: exact; rate: straight-through)."""
+        g = g_enc.sum(0)
+        if isinstance(self.encoder, PoissonRate):
+            g = g * self.encoder.gain
+        return g if self.std is None else g / self.std
+
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def _hits(out: Tensor, labels: Tensor) -> Tensor:
+    return readout(out).argmax(1) == labels
+
+
+def _margin(out: Tensor, labels: Tensor) -> Tensor:
+    """Logit of the true class minus the best other (time-mean readout): < 0 means misclassified."""
+    z = readout(out)
+    true = z.gather(1, labels[:, None]).squeeze(1)
+    other = z.scatter(1, labels[:, None], float("-inf")).max(1).values
+    return true - other
+
+
+def fgsm(
+    oracle: GradientOracle,
+    space: PixelSpace,
+    u: Tensor,
+    labels: Tensor,
+    eps: float,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One signed-gradient step of size eps on pixels u, clamped to [0, 1].
+    Returns (adversarial pixels, outputs at the clean input)."""
+    out, g_enc = oracle.loss_gradient(space.encode(u, generator), labels)
+    adv = (u + eps * space.pixel_gradient(g_enc).sign()).clamp(0.0, 1.0)
+    return adv, out
+
+
+def pgd(
+    oracle: GradientOracle,
+    space: PixelSpace,
+    u: Tensor,
+    labels: Tensor,
+    eps: float,
+    steps: int = PGD_STEPS,
+    step: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """L-inf PGD from a uniform random start in the eps-ball (seeded), step eps/4 by default;
+    every iterate is projected onto the eps-ball around u and onto [0, 1]."""
+    step = eps / 4 if step is None else step
+    start = torch.rand(u.shape, generator=generator, dtype=u.dtype) * 2 - 1
+    adv = (u + eps * start).clamp(0.0, 1.0)
+    for _ in range(steps):
+        _, g_enc = oracle.loss_gradient(space.encode(adv, generator), labels)
+        adv = adv + step * space.pixel_gradient(g_enc).sign()
+        adv = torch.minimum(torch.maximum(adv, u - eps), u + eps).clamp(0.0, 1.0)
+    return adv
+
+
+def square_attack(
+    oracle: GradientOracle,
+    space: PixelSpace,
+    u: Tensor,
+    labels: Tensor,
+    eps: float,
+    queries: int,
+    generator: torch.Generator,
+    p_init: float = 0.1,
+) -> Tensor:
+    """Score-based L-inf random search after Square Attack (Andriushchenko et al. 2020), outputs
+    only: start from vertical +-eps stripes, then each query re-draws one random square of +-eps
+    per channel and keeps it where the margin loss drops. Samples already misclassified stop.
+    The square's area is a fraction p of the image, halved at the paper's query milestones."""
+    n, channels, height, width = u.shape
+    draw = lambda *shape: torch.randint(0, 2, shape, generator=generator).to(u.dtype) * 2 - 1  # noqa: E731
+    adv = (u + eps * draw(n, channels, 1, width)).clamp(0.0, 1.0)
+    best = _margin(oracle.outputs(space.encode(adv, generator)), labels)
+    milestones = [10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000]
+    for i in range(1, queries):
+        active = (best > 0).nonzero().flatten()
+        if active.numel() == 0:
+            break
+        p = p_init / 2 ** sum(i > m for m in milestones)
+        side = max(1, min(height, width, round(math.sqrt(p * height * width))))
+        cand = adv[active].clone()
+        ys = torch.randint(0, height - side + 1, (active.numel(),), generator=generator)
+        xs = torch.randint(0, width - side + 1, (active.numel(),), generator=generator)
+        signs = draw(active.numel(), channels, 1, 1)
+        base = u[active]
+        for k in range(active.numel()):
+            y0, x0 = int(ys[k]), int(xs[k])
+            window = base[k, :, y0 : y0 + side, x0 : x0 + side] + eps * signs[k]
+            cand[k, :, y0 : y0 + side, x0 : x0 + side] = window.clamp(0.0, 1.0)
+        margin = _margin(oracle.outputs(space.encode(cand, generator)), labels[active])
+        better = margin < best[active]
+        adv[active[better]] = cand[better]
+        best[active[better]] = margin[better]
+    return adv
+
+
+def gaussian_noise(u: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
+    """Pixels plus N(0, sigma^2) noise, clamped to [0, 1]."""
+    return (u + sigma * torch.randn(u.shape, generator=generator, dtype=u.dtype)).clamp(0.0, 1.0)
+
+
+# ---------------------------------------------------------------- event perturbations
+
+
+def event_drop(frames: Tensor, p: float, generator: torch.Generator) -> Tensor:
+    """Each event is dropped independently with probability p: every count c becomes
+    Binomial(c, 1 - p) (p=0 is the identity, p=1 removes everything)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"event_drop p must be in [0, 1], got {p}")
+    counts = frames.round().clamp(min=0).to(torch.float32)
+    kept = torch.binomial(counts, torch.full_like(counts, 1.0 - p), generator=generator)
+    return kept.to(frames.dtype)
+
+
+def hot_pixels(frames: Tensor, frac: float, rate: float, generator: torch.Generator) -> Tensor:
+    """A sensor defect: max(1, round(frac * sites)) (polarity, y, x) sites of frames [N, T, P, H, W],
+    the same for every sample (drawn once, seeded), each adding `rate` events in every time bin."""
+    sites = frames.shape[2] * frames.shape[3] * frames.shape[4]
+    count = max(1, round(frac * sites))
+    chosen = torch.randperm(sites, generator=generator)[:count]
+    mask = torch.zeros(sites, dtype=frames.dtype)
+    mask[chosen] = rate
+    return frames + mask.view(1, 1, *frames.shape[2:])
+
+
+def event_fgsm(
+    oracle: GradientOracle, frames: Tensor, labels: Tensor, budget: float
+) -> tuple[Tensor, Tensor]:
+    """L0 gradient attack on event counts [N, T, P, H, W]: per sample, change the
+    round(budget * events) bins with the largest |gradient| by one event in the gradient's sign
+    direction (a removal only where the count is > 0), so counts stay non-negative integers.
+    Returns (perturbed frames, outputs at the clean input)."""
+    out, g_enc = oracle.loss_gradient(Frames()(frames, frames.shape[1]), labels)
+    g = g_enc.transpose(0, 1).reshape(frames.shape[0], -1)
+    flat = frames.reshape(frames.shape[0], -1)
+    allowed = (g > 0) | ((g < 0) & (flat > 0))
+    score = torch.where(allowed, g.abs(), torch.full_like(g, -1.0))
+    adv = flat.clone()
+    for i in range(flat.shape[0]):
+        k = int(round(budget * float(flat[i].sum())))
+        if k == 0:
+            continue
+        top = score[i].topk(min(k, score.shape[1])).indices
+        top = top[score[i, top] > 0]
+        adv[i, top] += g[i, top].sign()
+    return adv.reshape(frames.shape), out
+
+
+# ---------------------------------------------------------------- rows
+
+
+def format_eps(eps: float) -> str:
+    """Short decimal when exact to 4 digits (0.1, 1), else k/255 when it is one (8/255), else %.4g."""
+    if float(f"{eps:.4g}") == eps:
+        return f"{eps:g}"
+    k = eps * 255
+    if abs(k - round(k)) < 1e-6:
+        return f"{round(k)}/255"
+    return f"{eps:.4g}"
+
+
+def _acc_row(hits: Tensor, condition: str) -> MetricRow:
+    mean, se = mean_and_stderr(hits.double())
+    return MetricRow("robust_accuracy", mean, "fraction", n=hits.numel(), stderr=se, condition=condition)
+
+
+def _flag_row(failed: bool, condition: str, n: int) -> MetricRow:
+    return MetricRow("gradient_masking_suspected", float(failed), "flag", n=n, condition=condition)
+
+
+def _gen(seed: int, name: str) -> torch.Generator:
+    """One generator per attack, so adding an attack never shifts another's random draws."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+
+
+def pgd_condition(eps: float, steps: int = PGD_STEPS) -> str:
+    return f"pgd eps={format_eps(eps)} steps={steps} step={format_eps(eps / 4)}"
+
+
+def robustness_rows(
+    oracle: GradientOracle,
+    task,
+    inputs: Tensor,
+    labels: Tensor,
+    encoder,
+    timesteps: int,
+    seed: int,
+    *,
+    pixel_mean: Tensor | None = None,
+    pixel_std: Tensor | None = None,
+) -> list[MetricRow]:
+    """Every robustness row for `inputs` (pre-encoding test inputs, as the dataset gives them:
+    static [N, C, H, W], event frames [N, T, P, H, W]) and their labels, which never leave this
+    process. Settings from task.robustness: eps, event_drop, hot_pixels (fractions),
+    hot_pixel_rate, blackbox_samples, blackbox_queries, event_budget."""
+    if task.kind != "classification":
+        raise ValueError(f"task {task.id}: robustness metrics need a classification task, not {task.kind!r}")
+    labels = labels.long()
+    inputs = inputs.to(torch.float32)
+    cfg = task.robustness
+    batch = int(task.batch_size)
+    if isinstance(encoder, Frames):
+        return _event_rows(oracle, cfg, inputs, labels, batch, seed)
+    shape = (-1, 1, 1)
+    mean = None if pixel_mean is None else torch.as_tensor(pixel_mean, dtype=torch.float32).view(shape)
+    std = None if pixel_std is None else torch.as_tensor(pixel_std, dtype=torch.float32).view(shape)
+    if (mean is None) != (std is None):
+        raise ValueError("pass both pixel_mean and pixel_std (the dataset's normalisation) or neither")
+    space = PixelSpace(encoder, timesteps, mean, std)
+    return _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed)
+
+
+def _evaluate(oracle, space, u, labels, batch, generator) -> Tensor:
+    return torch.cat(
+        [_hits(oracle.outputs(space.encode(u[s], generator)), labels[s]) for s in _chunks(len(u), batch)]
+    )
+
+
+def _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed) -> list[MetricRow]:
+    eps = float(cfg.get("eps", 0.1))
+    n = len(inputs)
+    u = space.to_pixels(inputs)
+    rows: list[MetricRow] = []
+    noise = gaussian_noise(u, eps, _gen(seed, "gaussian"))
+    if not space.differentiable:
+        rows.append(_acc_row(_evaluate(oracle, space, u, labels, batch, _gen(seed, "clean")), "clean"))
+        rows.append(
+            _acc_row(_evaluate(oracle, space, noise, labels, batch, _gen(seed, "noise")), f"gaussian sigma={format_eps(eps)}")
+        )
+        return rows
+    gen = _gen(seed, "fgsm")
+    clean_hits, fgsm_adv = [], []
+    for s in _chunks(n, batch):
+        adv, out = fgsm(oracle, space, u[s], labels[s], eps, gen)
+        clean_hits.append(_hits(out, labels[s]))
+        fgsm_adv.append(adv)
+    clean = torch.cat(clean_hits)
+    fgsm_hits = _evaluate(oracle, space, torch.cat(fgsm_adv), labels, batch, gen)
+    pgd_hits = {}
+    for e in (eps, HUGE_EPS):
+        g = _gen(seed, pgd_condition(e))
+        adv = torch.cat([pgd(oracle, space, u[s], labels[s], e, generator=g) for s in _chunks(n, batch)])
+        pgd_hits[e] = _evaluate(oracle, space, adv, labels, batch, g)
+    rows.append(_acc_row(clean, "clean"))
+    rows.append(_acc_row(fgsm_hits, f"fgsm eps={format_eps(eps)}"))
+    rows.append(_acc_row(pgd_hits[eps], pgd_condition(eps)))
+    rows.append(_acc_row(pgd_hits[HUGE_EPS], pgd_condition(HUGE_EPS)))
+    g = _gen(seed, "noise")
+    rows.append(_acc_row(_evaluate(oracle, space, noise, labels, batch, g), f"gaussian sigma={format_eps(eps)}"))
+    # black-box: a modest query budget on the first samples
+    m = min(n, int(cfg.get("blackbox_samples", 64)))
+    queries = int(cfg.get("blackbox_queries", 100))
+    g = _gen(seed, "square")
+    bb = torch.cat(
+        [
+            square_attack(oracle, space, u[s], labels[s], eps, queries, g)
+            for s in _chunks(m, batch)
+        ]
+    )
+    bb_hits = _evaluate(oracle, space, bb, labels[:m], batch, g)
+    bb_name = f"square eps={format_eps(eps)} queries={queries}"
+    rows.append(_acc_row(bb_hits, bb_name))
+    acc = lambda h: float(h.double().mean())  # noqa: E731
+    chance = 1.0 / task.classes
+    rows.append(_flag_row(acc(pgd_hits[eps]) > acc(fgsm_hits) + 1.0 / n, "pgd<=fgsm", n))
+    rows.append(_flag_row(acc(pgd_hits[HUGE_EPS]) > chance + CHANCE_MARGIN, "eps=1 near chance", n))
+    rows.append(_flag_row(acc(bb_hits) < acc(pgd_hits[eps][:m]) - 1.0 / m, "black-box<=white-box", m))
+    return rows
+
+
+def _event_rows(oracle, cfg, frames, labels, batch, seed) -> list[MetricRow]:
+    if frames.dim() != 5:
+        raise ValueError(f"event robustness needs frames [N, T, P, H, W], got shape {list(frames.shape)}")
+    n, steps = len(frames), frames.shape[1]
+    enc = Frames()
+
+    def hits_of(x: Tensor) -> Tensor:
+        return torch.cat([_hits(oracle.outputs(enc(x[s], steps)), labels[s]) for s in _chunks(n, batch)])
+
+    rows: list[MetricRow] = []
+    budget = float(cfg.get("event_budget", 0.05))
+    clean_hits, adv = [], []
+    for s in _chunks(n, batch):
+        a, out = event_fgsm(oracle, frames[s], labels[s], budget)
+        clean_hits.append(_hits(out, labels[s]))
+        adv.append(a)
+    rows.append(_acc_row(torch.cat(clean_hits), "clean"))
+    rows.append(_acc_row(hits_of(torch.cat(adv)), f"event_fgsm budget={budget:g}"))
+    drops = cfg.get("event_drop", 0.2)
+    for p in drops if isinstance(drops, list) else [drops]:
+        dropped = event_drop(frames, float(p), _gen(seed, f"event_drop {p}"))
+        rows.append(_acc_row(hits_of(dropped), f"event_drop p={float(p):g}"))
+    rate = float(cfg.get("hot_pixel_rate", 1))
+    fracs = cfg.get("hot_pixels", [0.001, 0.01])
+    for frac in fracs if isinstance(fracs, list) else [fracs]:
+        hot = hot_pixels(frames, float(frac), rate, _gen(seed, f"hot_pixels {frac}"))
+        rows.append(_acc_row(hits_of(hot), f"hot_pixels frac={float(frac):g} rate={rate:g}"))
+    return rows
+
+
+# ---------------------------------------------------------------- the subset evaluate.py attacks
+
+
+def robustness_subset(dataset, task) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """(inputs, labels, pixel_mean, pixel_std) of the first task.robustness["samples"] (default
+    256) test items; mean/std are the dataset's normalisation when it has one (ImageDataset)."""
+    count = min(len(dataset), int(task.robustness.get("samples", 256)))
+    items = [dataset[i] for i in range(count)]
+    inputs = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x, _ in items])
+    labels = torch.as_tensor([int(y) for _, y in items], dtype=torch.long)
+    base = dataset
+    while not hasattr(base, "mean") and hasattr(base, "dataset"):
+        base = base.dataset  # torch Subset (evaluate's --limit)
+    mean, std = getattr(base, "mean", None), getattr(base, "std", None)
+    if not (isinstance(mean, Tensor) and isinstance(std, Tensor)):
+        mean = std = None
+    return inputs, labels, mean, std
