@@ -543,7 +543,8 @@ class _ConvPool2d(torch.autograd.Function):
 
 
 def _hookless(m: nn.Module) -> bool:
-    """No hooks would miss a call that bypasses m.__call__ (the lean max pooling calls the kernels)."""
+    """No hook would miss a call that bypasses m.__call__ (the lean pooling and the conv+pool block
+    call the kernels directly; with hooks, e.g. an activity probe's, the modules run as is)."""
     from torch.nn.modules import module as mod
 
     return not (
@@ -582,7 +583,7 @@ class MultiStep(nn.Module):
         t, b = x.shape[:2]
         x = x.reshape(t * b, *x.shape[2:])
         m = self.module
-        if self.fast and x.dim() == 4 and x.device.type == "cpu" and x.is_floating_point():
+        if self.fast and x.dim() == 4 and x.device.type == "cpu" and x.is_floating_point() and len(x):
             pair = _conv_pool(m)
             if pair is not None:
                 conv, pool = pair

@@ -213,10 +213,18 @@ def square_attack(
     only: start from vertical +-eps stripes, then each query re-draws one random square of +-eps
     per channel and keeps it where the margin loss drops. Samples already misclassified stop.
     The square's area is a fraction p of the image, halved at the paper's query milestones."""
+    shape = u.shape
+    u = u.reshape(shape[0], -1, *shape[-2:]) if u.dim() >= 3 else u.reshape(shape[0], 1, 1, -1)
     n, channels, height, width = u.shape
-    draw = lambda *shape: torch.randint(0, 2, shape, generator=generator).to(u.dtype) * 2 - 1  # noqa: E731
+
+    def draw(*size: int) -> Tensor:
+        return torch.randint(0, 2, size, generator=generator).to(u.dtype) * 2 - 1
+
+    def margin_of(v: Tensor, which: Tensor) -> Tensor:
+        return _margin(oracle.outputs(space.encode(v.reshape(-1, *shape[1:]), generator)), labels[which])
+
     adv = (u + eps * draw(n, channels, 1, width)).clamp(0.0, 1.0)
-    best = _margin(oracle.outputs(space.encode(adv, generator)), labels)
+    best = margin_of(adv, torch.arange(n))
     milestones = [10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000]
     for i in range(1, queries):
         active = (best > 0).nonzero().flatten()
@@ -233,11 +241,11 @@ def square_attack(
             y0, x0 = int(ys[k]), int(xs[k])
             window = base[k, :, y0 : y0 + side, x0 : x0 + side] + eps * signs[k]
             cand[k, :, y0 : y0 + side, x0 : x0 + side] = window.clamp(0.0, 1.0)
-        margin = _margin(oracle.outputs(space.encode(cand, generator)), labels[active])
+        margin = margin_of(cand, active)
         better = margin < best[active]
         adv[active[better]] = cand[better]
         best[active[better]] = margin[better]
-    return adv
+    return adv.reshape(shape)
 
 
 def gaussian_noise(u: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
@@ -314,6 +322,10 @@ def _flag_row(failed: bool, condition: str, n: int) -> MetricRow:
     return MetricRow("gradient_masking_suspected", float(failed), "flag", n=n, condition=condition)
 
 
+def _acc(hits: Tensor) -> float:
+    return float(hits.double().mean())
+
+
 def _gen(seed: int, name: str) -> torch.Generator:
     """One generator per attack, so adding an attack never shifts another's random draws."""
     return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
@@ -366,52 +378,44 @@ def _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed) -> list[
     eps = float(cfg.get("eps", 0.1))
     n = len(inputs)
     u = space.to_pixels(inputs)
-    rows: list[MetricRow] = []
     noise = gaussian_noise(u, eps, _gen(seed, "gaussian"))
+    noise_hits = _evaluate(oracle, space, noise, labels, batch, _gen(seed, "noise"))
+    noise_row = _acc_row(noise_hits, f"gaussian sigma={format_eps(eps)}")
     if not space.differentiable:
-        rows.append(_acc_row(_evaluate(oracle, space, u, labels, batch, _gen(seed, "clean")), "clean"))
-        rows.append(
-            _acc_row(_evaluate(oracle, space, noise, labels, batch, _gen(seed, "noise")), f"gaussian sigma={format_eps(eps)}")
-        )
-        return rows
+        clean = _evaluate(oracle, space, u, labels, batch, _gen(seed, "clean"))
+        return [_acc_row(clean, "clean"), noise_row]
     gen = _gen(seed, "fgsm")
     clean_hits, fgsm_adv = [], []
-    for s in _chunks(n, batch):
+    for s in _chunks(n, batch):  # FGSM's gradient forward is also the clean forward
         adv, out = fgsm(oracle, space, u[s], labels[s], eps, gen)
         clean_hits.append(_hits(out, labels[s]))
         fgsm_adv.append(adv)
-    clean = torch.cat(clean_hits)
     fgsm_hits = _evaluate(oracle, space, torch.cat(fgsm_adv), labels, batch, gen)
     pgd_hits = {}
     for e in (eps, HUGE_EPS):
         g = _gen(seed, pgd_condition(e))
         adv = torch.cat([pgd(oracle, space, u[s], labels[s], e, generator=g) for s in _chunks(n, batch)])
         pgd_hits[e] = _evaluate(oracle, space, adv, labels, batch, g)
-    rows.append(_acc_row(clean, "clean"))
-    rows.append(_acc_row(fgsm_hits, f"fgsm eps={format_eps(eps)}"))
-    rows.append(_acc_row(pgd_hits[eps], pgd_condition(eps)))
-    rows.append(_acc_row(pgd_hits[HUGE_EPS], pgd_condition(HUGE_EPS)))
-    g = _gen(seed, "noise")
-    rows.append(_acc_row(_evaluate(oracle, space, noise, labels, batch, g), f"gaussian sigma={format_eps(eps)}"))
     # black-box: a modest query budget on the first samples
     m = min(n, int(cfg.get("blackbox_samples", 64)))
     queries = int(cfg.get("blackbox_queries", 100))
     g = _gen(seed, "square")
     bb = torch.cat(
-        [
-            square_attack(oracle, space, u[s], labels[s], eps, queries, g)
-            for s in _chunks(m, batch)
-        ]
+        [square_attack(oracle, space, u[s], labels[s], eps, queries, g) for s in _chunks(m, batch)]
     )
     bb_hits = _evaluate(oracle, space, bb, labels[:m], batch, g)
-    bb_name = f"square eps={format_eps(eps)} queries={queries}"
-    rows.append(_acc_row(bb_hits, bb_name))
-    acc = lambda h: float(h.double().mean())  # noqa: E731
     chance = 1.0 / task.classes
-    rows.append(_flag_row(acc(pgd_hits[eps]) > acc(fgsm_hits) + 1.0 / n, "pgd<=fgsm", n))
-    rows.append(_flag_row(acc(pgd_hits[HUGE_EPS]) > chance + CHANCE_MARGIN, "eps=1 near chance", n))
-    rows.append(_flag_row(acc(bb_hits) < acc(pgd_hits[eps][:m]) - 1.0 / m, "black-box<=white-box", m))
-    return rows
+    return [
+        _acc_row(torch.cat(clean_hits), "clean"),
+        _acc_row(fgsm_hits, f"fgsm eps={format_eps(eps)}"),
+        _acc_row(pgd_hits[eps], pgd_condition(eps)),
+        _acc_row(pgd_hits[HUGE_EPS], pgd_condition(HUGE_EPS)),
+        noise_row,
+        _acc_row(bb_hits, f"square eps={format_eps(eps)} queries={queries}"),
+        _flag_row(_acc(pgd_hits[eps]) > _acc(fgsm_hits) + 1.0 / n, "pgd<=fgsm", n),
+        _flag_row(_acc(pgd_hits[HUGE_EPS]) > chance + CHANCE_MARGIN, "eps=1 near chance", n),
+        _flag_row(_acc(bb_hits) < _acc(pgd_hits[eps][:m]) - 1.0 / m, "black-box<=white-box", m),
+    ]
 
 
 def _event_rows(oracle, cfg, frames, labels, batch, seed) -> list[MetricRow]:
