@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="seconds for the whole submission: build and every forward (default 600)",
     )
+    p.add_argument(
+        "--metrics",
+        default="",
+        help="comma-separated metric families to run beyond the task's own, e.g. robustness "
+        "(FGSM/PGD/noise/event corruptions with gradient-masking checks, PROTOCOLS.md section 4)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser(
@@ -273,6 +279,14 @@ def cmd_evaluate(args) -> int:
             f"{task.id} is an {task.kind} task; its episode evaluator is not in this version yet (classification tasks only)"
         )
     ref = _submission(args.model)
+    from snnbench.tasks import METRIC_FAMILIES
+
+    extra = tuple(m for m in args.metrics.split(",") if m)
+    unknown = [m for m in extra if m not in METRIC_FAMILIES]
+    if unknown:
+        raise UsageError(
+            f"--metrics: unknown family {unknown[0]!r}; choose from {', '.join(METRIC_FAMILIES)}"
+        )
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise UsageError(f"--checkpoint {args.checkpoint}: no such file; train one with `snnbench train`")
     store = _store(args.store)
@@ -288,6 +302,7 @@ def cmd_evaluate(args) -> int:
             timeout=args.timeout,
             data_root=args.data_root,
             progress=not args.quiet and sys.stderr.isatty(),
+            extra_metrics=extra,
         )
     except DataError as exc:
         raise UsageError(str(exc)) from None

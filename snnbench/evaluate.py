@@ -65,6 +65,7 @@ def evaluate(
     timeout: float = 600.0,
     data_root: str | None = None,
     progress: bool = True,
+    extra_metrics: tuple[str, ...] = (),
 ) -> Outcome:
     """Evaluate `ref` on `task` and write the run to `store`. DataError propagates (nothing stored)."""
     started = time.monotonic()
@@ -108,12 +109,16 @@ def evaluate(
         "data_status": split.status,
     }
     for part in store.unreadable_parts():
-        warnings.warn(f"{part} is not readable Parquet; `snnbench leaderboard` will stop on it until it is removed", stacklevel=2)
+        warnings.warn(
+            f"{part} is not readable Parquet; `snnbench leaderboard` will stop on it until it is removed",
+            stacklevel=2,
+        )
     before = store.snapshot()
     rows: list[MetricRow] = []
     trace = None
     try:
-        rows, uncounted = _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress)
+        families = set(task.metrics) | set(extra_metrics)
+        rows, uncounted = _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress, families)
         run["uncounted"] = uncounted
     except SubmissionTimeout as exc:
         run["status"], run["error"] = "timeout", str(exc)
@@ -139,7 +144,9 @@ def evaluate(
     return Outcome(run, rows, log)
 
 
-def _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress) -> tuple[list[MetricRow], list[str]]:
+def _run(
+    task, ref, dataset, steps, seed, checkpoint, timeout, progress, families
+) -> tuple[list[MetricRow], list[str]]:
     encoder = encoder_for(task)
     generator = torch.Generator().manual_seed(seed)
     workers = getattr(getattr(dataset, "dataset", dataset), "recommended_num_workers", 0)
@@ -151,11 +158,23 @@ def _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress) -> tupl
             outputs.append(box.call("forward", encoder(x.float(), steps, generator)))
             labels.append(y)
         collected = box.call("finish")
-    rows = accuracy_rows(stack_outputs(outputs), torch.cat(labels))
+        attacked = _robustness(box, task, dataset, encoder, steps, seed) if "robustness" in families else []
+    rows = accuracy_rows(stack_outputs(outputs), torch.cat(labels)) + attacked
     rows += [MetricRow(**r) for r in collected["rows"]]
     lat = collected["latency"] or {}
     rows += latency_rows(steps, lat.get("seconds"), lat.get("batch"))
     return rows, collected["uncounted"]
+
+
+def _robustness(box, task, dataset, encoder, steps, seed) -> list[MetricRow]:
+    """PROTOCOLS.md section 4 on the first `[robustness] samples` test items, after the clean pass
+    (probes detached, so attack forwards are not counted as activity); labels stay here."""
+    from snnbench.metrics.robustness import SandboxOracle, robustness_rows, robustness_subset
+
+    inputs, labels, mean, std = robustness_subset(dataset, task)
+    return robustness_rows(
+        SandboxOracle(box), task, inputs, labels, encoder, steps, seed, pixel_mean=mean, pixel_std=std
+    )
 
 
 def _touched(before: dict, after: dict) -> list[str]:

@@ -368,7 +368,11 @@ class Replay:
     def add(self, obs, action: int, reward: float, next_obs, terminal: bool) -> None:
         self.obs[self.pos] = torch.from_numpy(np.asarray(obs))
         self.next_obs[self.pos] = torch.from_numpy(np.asarray(next_obs))
-        self.action[self.pos], self.reward[self.pos], self.terminal[self.pos] = action, reward, float(terminal)
+        self.action[self.pos], self.reward[self.pos], self.terminal[self.pos] = (
+            action,
+            reward,
+            float(terminal),
+        )
         self.pos = (self.pos + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -381,13 +385,33 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
 
+def state_resetter(model: nn.Module) -> Callable[[], None]:
+    """A function that clears the neuron state a framework keeps inside modules (snnTorch,
+    SpikingJelly, sinabs), found once: a model of stateless neurons gets a no-op, so the per-step
+    forwards of DQN do not walk the module tree every time."""
+    from snnbench.frameworks import reset_state
+
+    stateful_packages = {"snntorch", "spikingjelly", "sinabs"}
+    stateful = [
+        m
+        for m in model.modules()
+        if any((c.__module__ or "").split(".")[0] in stateful_packages for c in type(m).__mro__)
+    ]
+
+    def reset() -> None:
+        for m in stateful:
+            reset_state(m)
+
+    return reset
+
+
 def model_policy(model: nn.Module) -> Policy:
     """policy(x) for an in-process model: eval mode, neuron state cleared before every forward."""
-    from snnbench.frameworks import reset_state
+    reset = state_resetter(model)
 
     def policy(x: torch.Tensor) -> torch.Tensor:
         model.eval()
-        reset_state(model)
+        reset()
         with torch.no_grad():
             return model(x)
 
@@ -415,8 +439,6 @@ def train_dqn(model: nn.Module, task, budget, seed: int, progress: bool = True) 
 
 
 def _train_dqn(model: nn.Module, task, budget, seed: int, progress: bool, cfg: DQNConfig) -> nn.Module:
-    from snnbench.frameworks import reset_state
-
     steps = task.timesteps
     encoder = encoder_for(task)
     torch.manual_seed(seed)
@@ -432,6 +454,7 @@ def _train_dqn(model: nn.Module, task, budget, seed: int, progress: bool, cfg: D
         p.requires_grad_(False)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     act = model_policy(model)
+    resets = (state_resetter(model), state_resetter(target))
     history: list[dict] = []
     best_state, best_return = copy.deepcopy(model.state_dict()), -np.inf
     started = time.monotonic()
@@ -459,7 +482,9 @@ def _train_dqn(model: nn.Module, task, budget, seed: int, progress: bool, cfg: D
                 episode_return = 0.0
                 obs, _ = env.reset()
             if step >= cfg.learning_starts and step % cfg.train_every == 0:
-                losses.append(_dqn_update(model, target, replay, optimiser, cfg, encoder, steps, gen, task))
+                losses.append(
+                    _dqn_update(model, target, resets, replay, optimiser, cfg, encoder, steps, gen, task)
+                )
             if (step + 1) % cfg.target_update == 0:
                 target.load_state_dict(model.state_dict())
             if bar is not None and (step + 1) % 250 == 0:
@@ -473,7 +498,10 @@ def _train_dqn(model: nn.Module, task, budget, seed: int, progress: bool, cfg: D
             out_of_time = bool(budget.wall_time_s) and time.monotonic() - started > budget.wall_time_s
             if end_of_epoch or out_of_time:
                 if step >= cfg.learning_starts:
-                    seeds = [VALIDATION_SEED_BASE + 1000 * seed + len(history) * 100 + i for i in range(cfg.validate_episodes)]
+                    seeds = [
+                        VALIDATION_SEED_BASE + 1000 * seed + len(history) * 100 + i
+                        for i in range(cfg.validate_episodes)
+                    ]
                     val = float(run_episodes(act, task, seeds).returns.mean())
                     if val >= best_return:
                         best_return, best_state = val, copy.deepcopy(model.state_dict())
@@ -495,35 +523,39 @@ def _train_dqn(model: nn.Module, task, budget, seed: int, progress: bool, cfg: D
             bar.close()
     if best_return > -np.inf:
         model.load_state_dict(best_state)
-    reset_state(model)
+    resets[0]()
     model.eval()
     model.dqn_history = history  # read by callers that want the curve; not part of the state_dict
     return model
 
 
-def _dqn_update(model, target, replay: Replay, optimiser, cfg: DQNConfig, encoder, steps, gen, task) -> float:
-    """One gradient step on a replay batch; returns the Huber loss."""
-    from snnbench.frameworks import reset_state
+def _dqn_update(
+    model, target, resets, replay: Replay, optimiser, cfg: DQNConfig, encoder, steps, gen, task
+) -> float:
+    """One gradient step on a replay batch; returns the Huber loss.
 
+    The online net sees obs and next_obs in one train-mode forward (one call instead of two);
+    its next_obs half, detached, picks the Double-DQN action that the target net values.
+    """
     obs, action, reward, next_obs, terminal = replay.sample(cfg.batch_size, gen)
-    x, x_next = encoder(_as_float(obs), steps), encoder(_as_float(next_obs), steps)
+    b = cfg.batch_size
     with torch.no_grad():
-        reset_state(target)
-        q_next_target = q_values(target(x_next), cfg.batch_size, task.actions)
-        if cfg.double:
-            model.eval()
-            reset_state(model)
-            best = q_values(model(x_next), cfg.batch_size, task.actions).argmax(1, keepdim=True)
-            q_next = q_next_target.gather(1, best).squeeze(1)
-        else:
-            q_next = q_next_target.max(1).values
-        y = reward + cfg.gamma * (1.0 - terminal) * q_next
+        resets[1]()
+        q_next_target = q_values(target(encoder(_as_float(next_obs), steps)), b, task.actions)
     model.train()
-    reset_state(model)
-    q = q_values(model(x), cfg.batch_size, task.actions).gather(1, action[:, None]).squeeze(1)
+    resets[0]()
+    both = torch.cat([obs, next_obs]) if cfg.double else obs
+    q_all = q_values(model(encoder(_as_float(both), steps)), len(both), task.actions)
+    if cfg.double:
+        best = q_all[b:].detach().argmax(1, keepdim=True)
+        q_next = q_next_target.gather(1, best).squeeze(1)
+    else:
+        q_next = q_next_target.max(1).values
+    y = reward + cfg.gamma * (1.0 - terminal) * q_next
+    q = q_all[:b].gather(1, action[:, None]).squeeze(1)
     loss = F.smooth_l1_loss(q, y)
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimiser.step()
-    return float(loss)
+    return float(loss.detach())

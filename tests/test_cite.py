@@ -9,39 +9,22 @@ import pytest
 
 from snnbench.cite import cite, read_citation
 from snnbench.metrics import MetricRow
-from snnbench.store import Store, result_id
+from snnbench.store import Store
+from tests import runs
 
 
 def make_run(seed=0, **over):
-    ids = dict(
-        task="digits",
-        task_version=1,
-        submission_sha256="a" * 64,
-        checkpoint_sha256="c" * 64,
+    fields = dict(
         seed=seed,
-        timesteps=4,
-        snnbench_version="0.1.0",
-        limit=None,
-    )
-    run = dict(
-        ids,
-        result_id=result_id(**ids),
+        checkpoint_sha256="c" * 64,
         method="my_lif",
         submission_path="subs/mine.py",
-        reportable=True,
-        data_status="embedded",
         device="cpu: test (2 threads)",
-        torch_version="2.13.0",
-        metrics_version="1",
         git_commit="0123abcd",
         created_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc),
         wall_time_s=3.5,
-        status="ok",
-        error=None,
-        uncounted=[],
     )
-    run.update(over)
-    return run
+    return runs.make_run(**{**fields, **over})
 
 
 ACC, SYNOPS, ENERGY, ENERGY_MEM = 0.9377, 123456.0, 0.4321, 2.5

@@ -89,3 +89,38 @@ def test_spikingjelly_submission_without_snnbench_import(tmp_path):
     store = _evaluate_example("spikingjelly_cnn.py", tmp_path, task="digits-dvs")
     assert metric(store, "spikes_per_sample") > 0 and metric(store, "synops_per_sample") > 0
     assert metric(store, "neuron_updates_per_sample") == 16 * 32 * 32 * 10  # 16 channels x 32x32 x T=10
+
+
+def test_robustness_runs_when_asked_and_only_then(tmp_path, write_submission):
+    from tests.conftest import PLAIN_TORCH
+
+    sub = str(write_submission(PLAIN_TORCH))
+    assert main(["evaluate", "--task", "digits", "--model", sub, "--quiet", "--limit", "16"]) == 0
+    m = pd.read_parquet(tmp_path / "store" / "metrics")
+    assert "robust_accuracy" not in set(m.metric)
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                "digits",
+                "--model",
+                sub,
+                "--quiet",
+                "--limit",
+                "16",
+                "--metrics",
+                "robustness",
+            ]
+        )
+        == 0
+    )
+    m = pd.read_parquet(tmp_path / "store" / "metrics")
+    conditions = set(m[m.metric == "robust_accuracy"].condition)
+    assert {"clean", "fgsm eps=0.1", "pgd eps=0.1 steps=10 step=0.025", "gaussian sigma=0.1"} <= conditions
+    assert len(m[m.metric == "gradient_masking_suspected"]) == 3
+
+
+def test_unknown_metric_family_is_a_usage_error(capsys):
+    assert main(["evaluate", "--task", "digits", "--model", TEMPLATE, "--metrics", "vibes"]) == 2
+    assert "unknown family 'vibes'" in capsys.readouterr().err

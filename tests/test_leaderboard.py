@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,8 @@ import pytest
 
 from snnbench import leaderboard
 from snnbench.metrics import MetricRow
-from snnbench.store import CorruptStoreError, Store, result_id
+from snnbench.store import CorruptStoreError, Store
+from tests import runs
 
 TASK_TOML = """id = "digits"
 version = {version}
@@ -32,47 +32,11 @@ kind = "direct"
 CARD, CARD_MEM = "horowitz45nm-fp32", "horowitz45nm-fp32-mem"
 
 
-def make_run(
-    method,
-    seed,
-    *,
-    sub="a",
-    T=4,
-    task_version=1,
-    metrics_version="1",
-    snnbench_version="0.1.0",
-    limit=None,
-    **over,
-):
-    ids = dict(
-        task="digits",
-        task_version=task_version,
-        submission_sha256=sub * 64,
-        checkpoint_sha256=None,
-        seed=seed,
-        timesteps=T,
-        snnbench_version=snnbench_version,
-        limit=limit,
-        metrics_version=metrics_version,
+def make_run(method, seed, *, sub="a", T=4, **over):
+    fields = dict(
+        method=method, seed=seed, submission_sha256=sub * 64, timesteps=T, submission_path=f"subs/{method}.py"
     )
-    run = dict(
-        ids,
-        result_id=result_id(**ids),
-        method=method,
-        submission_path=f"subs/{method}.py",
-        reportable=limit is None,
-        data_status="embedded",
-        device="cpu",
-        torch_version="2.13.0",
-        git_commit="abc123",
-        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
-        wall_time_s=1.0,
-        status="ok",
-        error=None,
-        uncounted=[],
-    )
-    run.update(over)
-    return run
+    return runs.make_run(**{**fields, **over})
 
 
 # Per run: accuracy, top-5, spikes, synops, macs, energy (compute), energy (memory), decision, latency, params

@@ -109,7 +109,10 @@ def test_epsilon_is_seeded():
     b = rl.episode_rows(angle_policy, task, seed=1, episodes=4)
     c = rl.run_episodes(angle_policy, task, range(4), epsilon=0.5, seed=2)
     assert a == b
-    assert c.returns.tolist() != rl.run_episodes(angle_policy, task, range(4), epsilon=0.5, seed=1).returns.tolist()
+    assert (
+        c.returns.tolist()
+        != rl.run_episodes(angle_policy, task, range(4), epsilon=0.5, seed=1).returns.tolist()
+    )
     greedy = rl.run_episodes(angle_policy, task, range(4))
     assert greedy.returns.tolist() != c.returns.tolist()
 
@@ -162,8 +165,14 @@ def test_short_dqn_run_learns_q_values():
     task = get_task("cartpole")
     task = dataclasses.replace(
         task,
-        train={**task.train, "steps_per_epoch": 1500, "learning_starts": 300, "eps_decay_steps": 1500,
-               "target_update": 200, "validate_episodes": 3},
+        train={
+            **task.train,
+            "steps_per_epoch": 1500,
+            "learning_starts": 300,
+            "eps_decay_steps": 1500,
+            "target_update": 200,
+            "validate_episodes": 3,
+        },
     )
     torch.manual_seed(0)
     module = load_submission()
@@ -206,3 +215,35 @@ def test_atari_env_builds_offline_and_smoke_evaluates():
     assert rows["episode_return_mean"].n == 2
     want = (rows["episode_return_mean"].value + 20.7) / (14.6 + 20.7)
     assert rows["human_normalized_score"].value == pytest.approx(want)
+
+
+def test_dqn_loop_runs_on_atari_frames():
+    """Smoke test of the training loop on uint8 frame stacks: a few updates, finite loss, weights move."""
+    pytest.importorskip("ale_py", reason="ale-py is not installed: pip install 'ale-py>=0.10'")
+    from snnbench.neurons import LIF, MultiStep
+
+    task = get_task("atari-breakout")
+    task = dataclasses.replace(
+        task,
+        data={**task.data, "max_frames": 80},
+        train={
+            **task.train,
+            "steps_per_epoch": 24,
+            "learning_starts": 16,
+            "target_update": 4,
+            "train_every": 2,
+            "validate_episodes": 1,
+        },
+    )
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        MultiStep(torch.nn.Conv2d(4, 4, 8, stride=8)),
+        LIF(),
+        MultiStep(torch.nn.Flatten()),
+        MultiStep(torch.nn.Linear(4 * 10 * 10, task.actions)),
+    )
+    before = [p.detach().clone() for p in net.parameters()]
+    net = rl.train_dqn(net, task, Budget(epochs=1, lr=1e-3, batch_size=4), seed=0, progress=False)
+    (entry,) = net.dqn_history
+    assert entry["step"] == 24 and np.isfinite(entry["loss"]) and np.isfinite(entry["validation_return"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))

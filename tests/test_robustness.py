@@ -384,3 +384,17 @@ def test_robustness_subset_takes_the_first_samples_and_the_normalisation():
     assert torch.allclose(space.from_pixels(space.to_pixels(x)), x, atol=1e-5)
     _, _, none_mean, none_std = R.robustness_subset(torch.utils.data.TensorDataset(x, y), task)
     assert none_mean is None and none_std is None
+
+
+def test_masking_comparison_is_paired_and_needs_a_real_excess():
+    from snnbench.metrics.robustness import weaker_than
+
+    strong = torch.tensor([1] * 46 + [0] * 18)  # PGD: 46 of 64 still correct
+    chance = strong.clone()
+    chance[[0, 1, 2, 3, 4, 5]] = 0  # black-box breaks 6 more...
+    chance[[50, 51]] = 1  # ...and misses 2 that PGD broke: b=6, c=2, 4 <= 2*sqrt(8)
+    assert not weaker_than(chance, strong)
+    masked = strong.clone()
+    masked[:30] = 0  # black-box breaks 30 samples PGD could not: b=30, c=0
+    assert weaker_than(masked, strong)
+    assert not weaker_than(strong, strong)

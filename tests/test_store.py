@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from snnbench.store import (
     default_store_path,
     result_id,
 )
+from tests import runs
 
 # No torch import at module level: spawned writer processes import this module.
 
@@ -36,38 +37,7 @@ ID_FIELDS = ("task", "task_version", "submission_sha256", "checkpoint_sha256", "
 
 def make_run(**over) -> dict:
     """A valid run dict; any column can be overridden, and the id follows the id fields."""
-    base = {
-        "task": "digits",
-        "task_version": 1,
-        "submission_sha256": "a" * 64,
-        "checkpoint_sha256": None,
-        "seed": 0,
-        "timesteps": 4,
-        "snnbench_version": "0.1.0",
-        "limit": None,
-    }
-    for k in list(base):
-        if k in over:
-            base[k] = over.pop(k)
-    run = dict(
-        base,
-        result_id=result_id(**base),
-        method="m",
-        submission_path="submissions/m.py",
-        reportable=base["limit"] is None,
-        data_status="embedded",
-        device="cpu",
-        torch_version="2.13.0",
-        metrics_version="1",
-        git_commit="abc123",
-        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
-        wall_time_s=1.25,
-        status="ok",
-        error=None,
-        uncounted=[],
-    )
-    run.update(over)
-    return run
+    return runs.make_run(**{"wall_time_s": 1.25, **over})
 
 
 def metric_dicts(n: int, scale: float = 1.0) -> list[dict]:
