@@ -274,10 +274,6 @@ def cmd_evaluate(args) -> int:
     from snnbench.evaluate import evaluate, headline
 
     task = _task(args.task)
-    if task.kind != "classification":
-        raise UsageError(
-            f"{task.id} is an {task.kind} task; its episode evaluator is not in this version yet (classification tasks only)"
-        )
     ref = _submission(args.model)
     from snnbench.tasks import METRIC_FAMILIES
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 import snnbench
 from snnbench import provenance
-from snnbench.data import load_split
+from snnbench.data import Split, load_split
 from snnbench.encoding import encoder_for
 from snnbench.metrics import MetricRow
 from snnbench.metrics.accuracy import accuracy_rows, stack_outputs
@@ -70,8 +70,13 @@ def evaluate(
     """Evaluate `ref` on `task` and write the run to `store`. DataError propagates (nothing stored)."""
     started = time.monotonic()
     steps = timesteps or task.timesteps
-    split = load_split(task, "test", data_root, steps)  # a missing dataset is the user's to fix: no row
-    dataset = split.dataset if limit is None else Subset(split.dataset, range(min(limit, len(split.dataset))))
+    if task.kind == "rl":  # the environment is the data; --limit caps the number of episodes
+        split, dataset = Split(dataset=None, status="embedded"), None
+    else:  # a missing dataset is the user's to fix: no row is stored
+        split = load_split(task, "test", data_root, steps)
+        dataset = (
+            split.dataset if limit is None else Subset(split.dataset, range(min(limit, len(split.dataset))))
+        )
     checkpoint_sha = file_sha256(checkpoint)
     rid = result_id(
         task=task.id,
@@ -118,7 +123,10 @@ def evaluate(
     trace = None
     try:
         families = set(task.metrics) | set(extra_metrics)
-        rows, uncounted = _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress, families)
+        runner = _run_episodes if task.kind == "rl" else _run
+        rows, uncounted = runner(
+            task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit
+        )
         run["uncounted"] = uncounted
     except SubmissionTimeout as exc:
         run["status"], run["error"] = "timeout", str(exc)
@@ -166,6 +174,23 @@ def _run(
     return rows, collected["uncounted"]
 
 
+def _run_episodes(task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit):
+    """RL tasks: the environment steps here, the policy answers from the child. Activity "per
+    sample" is then per decision (one observation through the network)."""
+    from snnbench.rl import episode_rows
+
+    with Sandbox(ref, task, seed, steps, checkpoint=checkpoint, timeout=timeout) as box:
+        box.call("build", True)
+        rows = episode_rows(
+            lambda x: box.call("forward", x), task, seed, episodes=limit, progress=progress, timesteps=steps
+        )
+        collected = box.call("finish")
+    rows += [MetricRow(**r) for r in collected["rows"]]
+    lat = collected["latency"] or {}
+    rows += latency_rows(steps, lat.get("seconds"), lat.get("batch"))
+    return rows, collected["uncounted"]
+
+
 def _robustness(box, task, dataset, encoder, steps, seed) -> list[MetricRow]:
     """PROTOCOLS.md section 4 on the first `[robustness] samples` test items, after the clean pass
     (probes detached, so attack forwards are not counted as activity); labels stay here."""
@@ -195,6 +220,9 @@ def headline(outcome: Outcome) -> list[tuple[str, str]]:
     want = {
         ("accuracy", None, None): "accuracy",
         ("accuracy_top5", None, None): "top-5 accuracy",
+        ("episode_return_mean", None, None): "episode return (mean)",
+        ("episode_return_median", None, None): "episode return (median)",
+        ("human_normalized_score", None, None): "human-normalized score",
         ("spikes_per_sample", None, None): "spikes / sample",
         ("synops_per_sample", None, None): "SynOps / sample",
         ("macs_per_sample", None, None): "MACs / sample",

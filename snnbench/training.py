@@ -124,7 +124,7 @@ def train(
 ) -> TrainResult:
     """Train `ref` on `task`'s training split and write its state_dict atomically to `out`."""
     steps = timesteps or task.timesteps
-    split = load_split(task, "train", data_root, steps)
+    split = None if task.kind == "rl" else load_split(task, "train", data_root, steps)
     spec = dict(task.train)
     if epochs is not None:
         spec["epochs"] = epochs
@@ -135,12 +135,20 @@ def train(
     model = build_model(module, task)
     state.restore()
     seed_everything(seed)
-    data = TrainingData(task, split.dataset, steps, seed)
+    # RL tasks have no dataset: their recipes build environments with snnbench.rl.make_env(task)
+    data = None if split is None else TrainingData(task, split.dataset, steps, seed)
     started = time.monotonic()
+    history: list[dict] = []
     if callable(getattr(module, "train", None)):
         recipe = f"{ref.method}.train"
         trained = module.train(model, task, data, budget)
         model = trained if isinstance(trained, nn.Module) else model
+    elif task.kind == "rl":
+        from snnbench.rl import train_dqn
+
+        recipe = "snnbench default DQN (double DQN, replay, target network, Huber, surrogate BPTT)"
+        model = train_dqn(model, task, budget, seed, progress)
+        history = list(getattr(model, "dqn_history", []))
     else:
         recipe = "snnbench default BPTT (Adam, cross-entropy on mean output)"
         model = default_train(model, task, data, budget, progress)
@@ -152,4 +160,4 @@ def train(
     os.close(fd)
     torch.save(model.state_dict(), tmp_name)
     os.replace(tmp_name, path)
-    return TrainResult(path, file_sha256(path), seconds, data.history, recipe)
+    return TrainResult(path, file_sha256(path), seconds, data.history if data else history, recipe)

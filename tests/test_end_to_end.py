@@ -124,3 +124,34 @@ def test_robustness_runs_when_asked_and_only_then(tmp_path, write_submission):
 def test_unknown_metric_family_is_a_usage_error(capsys):
     assert main(["evaluate", "--task", "digits", "--model", TEMPLATE, "--metrics", "vibes"]) == 2
     assert "unknown family 'vibes'" in capsys.readouterr().err
+
+
+def test_rl_task_trains_and_evaluates_through_the_harness(tmp_path):
+    """CartPole: the default DQN recipe writes a checkpoint; evaluation stores episode returns and
+    per-decision activity from the child process."""
+    sub = str(REPO / "submissions" / "examples" / "cartpole_snn.py")
+    ckpt = tmp_path / "q.pt"
+    assert (
+        main(["train", "--task", "cartpole", "--model", sub, "--epochs", "1", "--out", str(ckpt), "--quiet"])
+        == 0
+    )
+    args = [
+        "evaluate",
+        "--task",
+        "cartpole",
+        "--model",
+        sub,
+        "--checkpoint",
+        str(ckpt),
+        "--quiet",
+        "--limit",
+        "3",
+    ]
+    assert main(args) == 0
+    store = tmp_path / "store"
+    run = pd.read_parquet(store / "runs").iloc[0]
+    assert run.status == "ok" and not run.reportable and run.limit == 3
+    m = pd.read_parquet(store / "metrics")
+    ret = m[m.metric == "episode_return_mean"]
+    assert len(ret) == 1 and ret.n.iloc[0] == 3 and ret.value.iloc[0] >= 1
+    assert metric(store, "spikes_per_sample") > 0 and metric(store, "synops_per_sample") > 0

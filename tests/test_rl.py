@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from snnbench.training import Budget
 
 gym = pytest.importorskip("gymnasium", reason="gymnasium is not installed: pip install 'gymnasium>=1.0'")
 
-REPO_SUBMISSION = rl.__file__.rsplit("/snnbench/", 1)[0] + "/submissions/examples/cartpole_snn.py"
+REPO_SUBMISSION = Path(__file__).resolve().parent.parent / "submissions" / "examples" / "cartpole_snn.py"
 
 
 def constant_policy(action: int, actions: int = 2):
