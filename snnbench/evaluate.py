@@ -152,8 +152,8 @@ def evaluate(
     return Outcome(run, rows, log)
 
 
-def _run(
-    task, ref, dataset, steps, seed, checkpoint, timeout, progress, families
+def _run(  # limit: already applied to the dataset (a Subset)
+    task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit
 ) -> tuple[list[MetricRow], list[str]]:
     encoder = encoder_for(task)
     generator = torch.Generator().manual_seed(seed)
