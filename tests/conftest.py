@@ -53,3 +53,10 @@ def build(task):
         features *= s
     return Net(features, task.outputs)
 """
+
+
+@pytest.fixture
+def private_cache(_isolated_env, tmp_path, monkeypatch):
+    """A cache of the test's own (instead of the run-wide one), for tests of caching itself."""
+    monkeypatch.setenv("SNNBENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -17,9 +17,7 @@ from snnbench.data.frames import EVENT_DTYPE
 SUBSET = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
 
 
-@pytest.fixture(autouse=True)
-def _tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SNNBENCH_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")  # each test caches on its own
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,7 @@ from snnbench.data import embedded as reader
 from snnbench.data.frames import make_events
 from snnbench.tasks import get_task
 
-
-@pytest.fixture(autouse=True)
-def _tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SNNBENCH_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")  # each test caches on its own
 
 
 @pytest.fixture

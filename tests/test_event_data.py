@@ -39,8 +39,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*not reportable:UserWarning")
 
 
 @pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SNNBENCH_CACHE", str(tmp_path / "cache"))
+def _own_cache_one_worker(private_cache, monkeypatch):
     monkeypatch.setenv("SNNBENCH_DATA_WORKERS", "1")
 
 

@@ -19,10 +19,7 @@ from snnbench.data.frames import (
     save_cached,
 )
 
-
-@pytest.fixture(autouse=True)
-def _tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SNNBENCH_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")  # each test caches on its own
 
 
 def tiny_events() -> np.ndarray:

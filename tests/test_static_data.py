@@ -21,10 +21,7 @@ from tests.fixtures_writers import (
     zero,
 )
 
-
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SNNBENCH_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")  # each test caches on its own
 
 
 def small(task_id: str, **data):
