@@ -123,8 +123,7 @@ def evaluate(
     trace = None
     try:
         families = set(task.metrics) | set(extra_metrics)
-        runner = _run_episodes if task.kind == "rl" else _run
-        rows, uncounted = runner(
+        rows, uncounted = _run(
             task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit
         )
         run["uncounted"] = uncounted
@@ -140,7 +139,6 @@ def evaluate(
         run["error"] = (
             f"files of the result store changed during the run: {', '.join(tampered[:3])}; a submission must not touch the store"
         )
-        rows = []
     if run["status"] != "ok":
         rows = []
     run["wall_time_s"] = time.monotonic() - started
@@ -152,53 +150,62 @@ def evaluate(
     return Outcome(run, rows, log)
 
 
-def _run(  # limit: already applied to the dataset (a Subset)
-    task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit
-) -> tuple[list[MetricRow], list[str]]:
+def _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit):
+    """One sandbox for the whole run: score the clean pass, collect the probes' rows, then (for
+    classification, when asked) attack with the probes detached."""
+    with Sandbox(ref, task, seed, steps, checkpoint=checkpoint, timeout=timeout) as box:
+        box.call("build", True)
+        if task.kind == "rl":  # the environment steps here; --limit caps the episodes
+            from snnbench.rl import episode_rows
+
+            rows = episode_rows(
+                lambda x: box.call("forward", x),
+                task,
+                seed,
+                episodes=limit,
+                progress=progress,
+                timesteps=steps,
+            )
+        else:  # --limit was applied to the dataset already (a Subset)
+            rows = _classify(box, task, ref, dataset, steps, seed, progress)
+        collected = box.call("finish")
+        if "robustness" in families and task.kind == "classification":
+            rows += _robustness(box, task, dataset, steps, seed)
+    rows += [MetricRow(**r) for r in collected["rows"]]
+    lat = collected["latency"] or {}
+    rows += latency_rows(steps, lat.get("seconds"), lat.get("batch"))
+    return rows, collected["uncounted"]
+
+
+def _classify(box, task, ref, dataset, steps, seed, progress) -> list[MetricRow]:
+    """The clean pass over the test split: inputs go to the child, labels stay here for scoring."""
     encoder = encoder_for(task)
     generator = torch.Generator().manual_seed(seed)
     workers = getattr(getattr(dataset, "dataset", dataset), "recommended_num_workers", 0)
     loader = DataLoader(dataset, batch_size=task.batch_size, shuffle=False, num_workers=workers)
     outputs, labels = [], []
-    with Sandbox(ref, task, seed, steps, checkpoint=checkpoint, timeout=timeout) as box:
-        box.call("build", True)
-        for x, y in _progress(loader, len(loader), f"{task.id} {ref.method}", progress):
-            outputs.append(box.call("forward", encoder(x.float(), steps, generator)))
-            labels.append(y)
-        collected = box.call("finish")
-        attacked = _robustness(box, task, dataset, encoder, steps, seed) if "robustness" in families else []
-    rows = accuracy_rows(stack_outputs(outputs), torch.cat(labels)) + attacked
-    rows += [MetricRow(**r) for r in collected["rows"]]
-    lat = collected["latency"] or {}
-    rows += latency_rows(steps, lat.get("seconds"), lat.get("batch"))
-    return rows, collected["uncounted"]
+    for x, y in _progress(loader, len(loader), f"{task.id} {ref.method}", progress):
+        outputs.append(box.call("forward", encoder(x.float(), steps, generator)))
+        labels.append(y)
+    return accuracy_rows(stack_outputs(outputs), torch.cat(labels))
 
 
-def _run_episodes(task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit):
-    """RL tasks: the environment steps here, the policy answers from the child. Activity "per
-    sample" is then per decision (one observation through the network)."""
-    from snnbench.rl import episode_rows
-
-    with Sandbox(ref, task, seed, steps, checkpoint=checkpoint, timeout=timeout) as box:
-        box.call("build", True)
-        rows = episode_rows(
-            lambda x: box.call("forward", x), task, seed, episodes=limit, progress=progress, timesteps=steps
-        )
-        collected = box.call("finish")
-    rows += [MetricRow(**r) for r in collected["rows"]]
-    lat = collected["latency"] or {}
-    rows += latency_rows(steps, lat.get("seconds"), lat.get("batch"))
-    return rows, collected["uncounted"]
-
-
-def _robustness(box, task, dataset, encoder, steps, seed) -> list[MetricRow]:
+def _robustness(box, task, dataset, steps, seed) -> list[MetricRow]:
     """PROTOCOLS.md section 4 on the first `[robustness] samples` test items, after the clean pass
     (probes detached, so attack forwards are not counted as activity); labels stay here."""
     from snnbench.metrics.robustness import SandboxOracle, robustness_rows, robustness_subset
 
     inputs, labels, mean, std = robustness_subset(dataset, task)
     return robustness_rows(
-        SandboxOracle(box), task, inputs, labels, encoder, steps, seed, pixel_mean=mean, pixel_std=std
+        SandboxOracle(box),
+        task,
+        inputs,
+        labels,
+        encoder_for(task),
+        steps,
+        seed,
+        pixel_mean=mean,
+        pixel_std=std,
     )
 
 

@@ -18,6 +18,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -78,6 +79,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def build_seeded(
+    ref: SubmissionRef, task, seed: int, state: GlobalTorchState, checkpoint: str | None = None
+) -> tuple[ModuleType, torch.nn.Module]:
+    """(module, model) in the order PROTOCOLS.md section 7 fixes: seed, import and build(task), load
+    the checkpoint, then restore torch's global settings (`state`, captured before the submission
+    was imported) and seed again, so whatever the submission changed cannot sway the numbers."""
+    seed_everything(seed)
+    module = load_module(ref)
+    model = build_model(module, task)
+    if checkpoint:
+        try:
+            model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        except Exception as exc:
+            raise SubmissionError(
+                f"checkpoint {Path(checkpoint).name} does not load into build(task)'s model: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            ) from exc
+    state.restore()
+    seed_everything(seed)
+    return module, model
+
+
 # ---------------------------------------------------------------- child side
 
 
@@ -99,21 +122,8 @@ class _Child:
         self._graph: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def build(self, with_probes: bool) -> dict:
-        seed_everything(self.seed)
-        module = load_module(self.ref)
-        model = build_model(module, self.task)
-        if self.checkpoint:
-            try:
-                state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-                model.load_state_dict(state)
-            except Exception as exc:
-                raise SubmissionError(
-                    f"checkpoint {Path(self.checkpoint).name} does not load into build(task)'s model: "
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-                ) from exc
+        module, model = build_seeded(self.ref, self.task, self.seed, self.state, self.checkpoint)
         model.eval()
-        self.state.restore()
-        seed_everything(self.seed)
         self.model = model
         if with_probes:
             self.probes = _make_probes(self.task)

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 
 from snnbench.data import load_split
 from snnbench.encoding import encoder_for
-from snnbench.sandbox import GlobalTorchState, seed_everything
-from snnbench.submission import SubmissionRef, build_model, file_sha256, load_module
+from snnbench.sandbox import GlobalTorchState, build_seeded
+from snnbench.submission import SubmissionRef, file_sha256
 
 
 @dataclass(frozen=True)
@@ -130,11 +130,7 @@ def train(
         spec["epochs"] = epochs
     budget = Budget(**{k: v for k, v in spec.items() if k in Budget.__dataclass_fields__})
     state = GlobalTorchState.capture()
-    seed_everything(seed)
-    module = load_module(ref)
-    model = build_model(module, task)
-    state.restore()
-    seed_everything(seed)
+    module, model = build_seeded(ref, task, seed, state)
     # RL tasks have no dataset: their recipes build environments with snnbench.rl.make_env(task)
     data = None if split is None else TrainingData(task, split.dataset, steps, seed)
     started = time.monotonic()
