@@ -77,7 +77,60 @@ class Frames:
         return x.transpose(0, 1).contiguous()
 
 
-ENCODERS = {"direct": Direct, "rate": PoissonRate, "latency": Latency, "frames": Frames}
+@dataclass(frozen=True)
+class GaussianReceptiveFields:
+    """Population latency coding: each feature x in [low, high] drives `fields` Gaussian receptive fields.
+
+    Centres mu_i = low + (2i - 3)/2 * (high - low)/(M - 2) for i = 1..M, common width
+    sigma = (high - low)/(beta (M - 2)) (Lobo et al.'s GRF encoder); response
+    r_i = exp(-(x - mu_i)^2 / (2 sigma^2)) fires one spike at step round((1 - r_i)(T - 1)), none if
+    r_i < r_min. Output [T, *x.shape, M]: the population is a new last axis.
+    """
+
+    fields: int = 8
+    beta: float = 1.5
+    low: float = 0.0
+    high: float = 1.0
+    r_min: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.fields < 3:
+            raise ValueError(f"GaussianReceptiveFields needs at least 3 fields, got {self.fields}")
+        if not self.high > self.low:
+            raise ValueError(f"GaussianReceptiveFields needs high > low, got [{self.low}, {self.high}]")
+        if self.beta <= 0:
+            raise ValueError(f"GaussianReceptiveFields needs beta > 0, got {self.beta}")
+
+    def centres(self, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        i = torch.arange(1, self.fields + 1, dtype=dtype, device=device)
+        return self.low + (2 * i - 3) / 2 * (self.high - self.low) / (self.fields - 2)
+
+    @property
+    def sigma(self) -> float:
+        return (self.high - self.low) / (self.beta * (self.fields - 2))
+
+    def responses(self, x: torch.Tensor) -> torch.Tensor:
+        """r [*x.shape, M] in (0, 1]."""
+        mu = self.centres(x.dtype, x.device)
+        return torch.exp(-((x.unsqueeze(-1) - mu) ** 2) / (2 * self.sigma**2))
+
+    def __call__(
+        self, x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        r = self.responses(x)
+        step = torch.round((1.0 - r) * (timesteps - 1)).long()
+        out = torch.zeros((timesteps, *r.shape), dtype=x.dtype, device=x.device)
+        out.scatter_(0, step.unsqueeze(0), (r >= self.r_min).to(x.dtype).unsqueeze(0))
+        return out
+
+
+ENCODERS = {
+    "direct": Direct,
+    "rate": PoissonRate,
+    "latency": Latency,
+    "frames": Frames,
+    "grf": GaussianReceptiveFields,
+}
 
 
 def encoder_for(task) -> Encoder:
