@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 
 import numpy as np
@@ -79,11 +80,55 @@ def test_channel_stats_match_numpy():
     np.testing.assert_allclose(std, (imgs / 255.0).std(axis=(0, 2, 3)), rtol=1e-12)
 
 
-def test_cifar10_files_smaller_than_published_are_corrupt(tmp_path):
+def test_cifar10_files_smaller_than_published_are_partial(tmp_path):
+    """Well-formed files holding fewer images than published: partial (n of N), loads with a warning."""
+    truth = write_cifar10(tmp_path, train_rows=4, test_rows=6)
+    task = get_task("cifar10")  # the real task: 10,000 images per batch
+    st = check(task, tmp_path)
+    assert st.word == "partial", st
+    assert st.detail.startswith("26 of 60000 images"), st.detail
+    assert "data_batch_1 holds 4 of 10000 images" in st.detail and "test_batch holds 6 of 10000" in st.detail
+    with pytest.warns(UserWarning, match="not reportable") as caught:
+        split = load_split(task, "test", tmp_path)
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    assert "test_batch holds 6 of 10000 images" in split.note
+    assert (split.status, split.reportable) == ("partial", False) and len(split.dataset) == 6
+    x, y = stack(split.dataset)
+    np.testing.assert_array_equal(y, truth["test_y"])
+    np.testing.assert_allclose(x, independent_norm(truth["train_x"], truth["test_x"]), rtol=1e-5, atol=1e-5)
+
+
+def test_cifar10_short_train_batches_make_the_test_split_partial(tmp_path):
+    """Normalisation comes from the train batches: a short train split makes any run partial."""
     write_cifar10(tmp_path, train_rows=4, test_rows=6)
-    st = check(get_task("cifar10"), tmp_path)  # the real task: 10,000 images per batch
+    task = small("cifar10", train_size=50, test_size=6)  # 10 per train batch published, 4 held
+    st = check(task, tmp_path)
+    assert st.word == "partial" and st.detail.startswith("26 of 56 images"), st
+    for _ in range(2):  # the second load reads the row counts from the cache: same answer
+        with pytest.warns(UserWarning, match="data_batch_1 holds 4 of 10 images"):
+            split = load_split(task, "test", tmp_path)
+        assert (split.status, split.reportable) == ("partial", False)
+
+
+def test_cifar10_files_larger_than_published_are_corrupt(tmp_path):
+    write_cifar10(tmp_path, train_rows=4, test_rows=6)
+    task = small("cifar10", train_size=10, test_size=6)  # 2 per train batch published, 4 held
+    st = check(task, tmp_path)
     assert st.word == "corrupt"
-    assert "data_batch_1: holds 4 images; the published file holds 10000" in st.detail
+    assert "data_batch_1: holds 4 images; the published file holds 2" in st.detail
+    with pytest.raises(DataError) as err:
+        load_split(task, "train", tmp_path)
+    assert_one_line_naming(err, "the published file holds 2")
+
+
+def test_cifar100_smaller_than_published_is_partial(tmp_path):
+    write_cifar100(tmp_path, train_rows=10, test_rows=6)
+    task = get_task("cifar100")
+    st = check(task, tmp_path)
+    assert st.word == "partial" and st.detail.startswith("16 of 60000 images"), st
+    with pytest.warns(UserWarning, match="not reportable"):
+        split = load_split(task, "train", tmp_path)
+    assert (split.status, split.reportable, len(split.dataset)) == ("partial", False, 10)
 
 
 def test_cifar10_missing_names_layout_and_setting(tmp_path):
@@ -220,10 +265,32 @@ def test_tinyimagenet_reads_jpegs_with_val_as_test(tmp_path):
     assert list((tmp_path / "cache" / "tinyimagenet").glob("train-images-*.npz")), "decoded images are cached"
 
 
+def test_tinyimagenet_fewer_classes_than_published_is_partial(tmp_path):
+    truth = write_tinyimagenet(tmp_path)
+    task = get_task("tinyimagenet")  # 200 classes, 100,000 + 10,000 images in the real task
+    st = check(task, tmp_path)
+    assert st.word == "partial", st
+    assert st.detail.startswith("15 of 110000 images") and "3 of 200 classes" in st.detail, st.detail
+    with pytest.warns(UserWarning, match="not reportable") as caught:
+        split = load_split(task, "test", tmp_path)
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    assert (split.status, split.reportable) == ("partial", False) and "3 of 200 classes" in split.note
+    _, y = stack(split.dataset)  # labels: index of the wnid in sorted(wnids.txt), as for the full set
+    np.testing.assert_array_equal(y, [lab for _, lab in truth["test"]])
+
+
+def test_tinyimagenet_more_classes_than_the_task_is_corrupt(tmp_path):
+    write_tinyimagenet(tmp_path)
+    task = dataclasses.replace(tiny_task(), classes=2)
+    st = check(task, tmp_path)
+    assert st.word == "corrupt" and "lists 3 wnids; the task has 2 classes" in st.detail, st
+    with pytest.raises(DataError) as err:
+        load_split(task, "test", tmp_path)
+    assert_one_line_naming(err, "wnids.txt")
+
+
 def test_tinyimagenet_partial_against_published_totals(tmp_path):
     write_tinyimagenet(tmp_path)
-    st = check(get_task("tinyimagenet"), tmp_path.joinpath())  # 200 classes in the real task
-    assert st.word == "corrupt" and "wnids.txt" in st.detail and "200 classes" in st.detail
     task = tiny_task(train_size=100000, test_size=10000)
     st = check(task, tmp_path)
     assert st.word == "partial" and "99991 of 100000 train images" in st.detail
@@ -281,3 +348,26 @@ def test_tinyimagenet_wrong_image_size_is_corrupt(tmp_path):
         load_split(tiny_task(), "test", tmp_path)
     assert_one_line_naming(err, str(bad))
     assert "64x64" in str(err.value)
+
+
+# ---------------------------------------------------------------- the CLI on partial data
+
+
+def test_cli_evaluate_on_partial_data_warns_once(tmp_path, write_submission):
+    """`snnbench evaluate` on a partial CIFAR-10 copy: it runs, and says "partial" on stderr once."""
+    import subprocess
+    import sys
+
+    from tests.conftest import PLAIN_TORCH, REPO
+
+    write_cifar10(tmp_path / "data", train_rows=4, test_rows=6)
+    sub = write_submission(PLAIN_TORCH)
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    cmd = [sys.executable, "-m", "snnbench.cli", "evaluate", "--task", "cifar10", "--model", str(sub)]
+    cmd += ["--data-root", str(tmp_path / "data"), "--store", str(tmp_path / "store"), "--quiet"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    said = [ln for ln in proc.stderr.splitlines() if "partial" in ln]
+    assert len(said) == 1, proc.stderr
+    assert "6 of 10000 images" in said[0] and "not reportable" in said[0], said[0]
+    assert "not reportable" in proc.stdout

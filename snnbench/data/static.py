@@ -41,6 +41,7 @@ from snnbench.data.common import (
 )
 
 STATS_REPR = "channel-stats v1: population mean/std of train pixels / 255, per channel"
+ROWS_REPR = "cifar rows v1: images per pickle"
 TINY_DECODE_REPR = "tinyimagenet PIL RGB -> uint8 [N,3,64,64] v1"
 
 
@@ -188,7 +189,7 @@ def read_batch(
         what = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise damaged(path, f"b'data' must be uint8 [N, 3072], got {what}")
     n = data.shape[0]
-    if rows is not None and n != rows:
+    if rows is not None and n > rows:  # fewer is partial data (see cifar_shortfall), more is damage
         raise damaged(path, f"holds {n} images; the published file holds {rows}")
     labels = {}
     for key, k in zip(layout.label_keys, layout.label_counts):
@@ -224,25 +225,75 @@ def _rows(task, layout: CifarLayout, name: str) -> int | None:
     return None
 
 
+def _published_images(task, layout: CifarLayout) -> int | None:
+    """Images the published archive holds (train_size + test_size), when the task names both."""
+    if "train_size" in task.data and "test_size" in task.data:
+        return int(task.data["train_size"]) + int(task.data["test_size"])
+    return None
+
+
+def cifar_shortfall(task, layout: CifarLayout, counts: dict[str, int]) -> list[str]:
+    """Partial-data notes for the batches present ({file name: images it holds}): one per file holding
+    fewer images than published, e.g. "data_batch_1 holds 4 of 10000 images"."""
+    notes = []
+    for name, n in counts.items():
+        want = _rows(task, layout, name)
+        if want is not None and n < want:
+            notes.append(f"{name} holds {n} of {want} images")
+    return notes
+
+
+def _cifar_partial(task, layout: CifarLayout, counts: dict[str, int], absent: list[str]) -> list[str]:
+    """The partial-data details, headline first ("n of N images", else "n of N files"), or []."""
+    short = cifar_shortfall(task, layout, counts)
+    if not short and not absent:
+        return []
+    details = []
+    published = _published_images(task, layout)
+    if published is not None:
+        details.append(f"{sum(counts.values())} of {published} images")
+    if absent:
+        n_files = len(layout.files)
+        details.append(f"{n_files - len(absent)} of {n_files} files; absent: {', '.join(absent)}")
+    return details + short
+
+
 def _cifar_check(task, root: Path) -> DataStatus:
     layout = CIFAR[task.data["source"]]
     folder = root / layout.folder
     if not folder.is_dir() or not any((folder / f).is_file() for f in layout.files):
         return status_from_error(missing(folder, layout.describe()), folder)
     present = [f for f in layout.files if (folder / f).is_file()]
+    counts: dict[str, int] = {}
     try:
         for name in present:
             if name == layout.meta_file:
                 read_meta(folder / name, layout)
             else:
-                read_batch(folder / name, layout, _rows(task, layout, name))
+                counts[name] = len(read_batch(folder / name, layout, _rows(task, layout, name))[0])
     except DataError as exc:
         return DataStatus("corrupt", str(folder), str(exc), f"{layout.folder} pickles")
-    if len(present) < len(layout.files):
-        absent = [f for f in layout.files if f not in present]
-        detail = f"{len(present)} of {len(layout.files)} files; absent: {', '.join(absent)}"
-        return DataStatus("partial", str(folder), detail, f"{layout.folder} pickles")
+    partial = _cifar_partial(task, layout, counts, [f for f in layout.files if f not in present])
+    if partial:
+        return DataStatus("partial", str(folder), "; ".join(partial), f"{layout.folder} pickles")
     return DataStatus("present", str(folder), "", f"{layout.folder} pickles")
+
+
+def _row_counts(task, layout: CifarLayout, folder: Path, names: list[str]) -> dict[str, int]:
+    """{file: images it holds} of the batches `names`, from the cache when their fingerprint matches
+    (counting means unpickling, which an evaluation of the test split should not repeat)."""
+    from snnbench.data.frames import cached
+
+    def compute():
+        return {
+            "rows": np.array(
+                [len(read_batch(folder / f, layout, _rows(task, layout, f))[0]) for f in names], np.int64
+            )
+        }
+
+    paths = [folder / f for f in names]
+    arrays = cached(task.data["source"], ROWS_REPR, fingerprint(paths, folder), compute, label="rows")
+    return dict(zip(names, (int(n) for n in arrays["rows"])))
 
 
 def _cifar_load(task, split: str, root: Path) -> Split:
@@ -264,6 +315,11 @@ def _cifar_load(task, split: str, root: Path) -> Split:
         class_names = None
     batches = [read_batch(folder / f, layout, _rows(task, layout, f)) for f in have]
     images = np.concatenate([b[0] for b in batches])
+    batch_files = [f for f in (*layout.train_files, *layout.test_files) if (folder / f).is_file()]
+    counts = {f: len(b[0]) for f, b in zip(have, batches)}
+    others = [f for f in batch_files if f not in counts]
+    counts.update(_row_counts(task, layout, folder, others) if others else {})
+    partial = _cifar_partial(task, layout, counts, absent)  # this split's files first
     labels = {k: np.concatenate([b[1][k] for b in batches]) for k in layout.label_keys}
 
     train_files = [folder / f for f in layout.train_files if (folder / f).is_file()]
@@ -285,15 +341,14 @@ def _cifar_load(task, split: str, root: Path) -> Split:
         extra["fine_labels"] = labels[layout.label_keys[0]]
         extra["coarse_labels"] = labels[layout.label_keys[1]]
     dataset = ImageDataset(images, labels[layout.label_keys[0]], mean, std, **extra)
-    return _finish(task, split, dataset, absent, folder)
+    return _finish(task, split, dataset, partial, folder)
 
 
-def _finish(task, split: str, dataset, absent: list[str], folder: Path) -> Split:
-    if not absent:
+def _finish(task, split: str, dataset, partial: list[str], folder: Path) -> Split:
+    """The Split; partial data (details `partial`, headline first) warns once and is not reportable."""
+    if not partial:
         return Split(dataset)
-    note = f"partial data under {folder}: absent {', '.join(absent[:5])}" + (
-        " ..." if len(absent) > 5 else ""
-    )
+    note = f"partial data under {folder}: {'; '.join(partial[:6])}" + (" ..." if len(partial) > 6 else "")
     warnings.warn(f"{task.id} {split}: {note}; runs are stored as not reportable", stacklevel=3)
     return Split(dataset, status="partial", reportable=False, note=note)
 
@@ -312,7 +367,7 @@ class TinyScan:
     wnids: list[str]  # sorted: the label is the index
     train: list[tuple[Path, int]]
     test: list[tuple[Path, int]]
-    absent: list[str]  # published parts not there (partial)
+    absent: list[str]  # published parts not there (partial), headline first
 
 
 def _tiny_scan(task, root: Path) -> TinyScan:
@@ -329,10 +384,12 @@ def _tiny_scan(task, root: Path) -> TinyScan:
     if not wnids:
         raise damaged(wnids_file, "lists no wnids")
     classes = int(task.classes or len(wnids))
-    if len(wnids) != classes:
+    if len(wnids) > classes:
         raise damaged(wnids_file, f"lists {len(wnids)} wnids; the task has {classes} classes")
     index = {w: i for i, w in enumerate(wnids)}
     absent: list[str] = []
+    if len(wnids) < classes:  # a trimmed copy: partial; labels stay the index in sorted(wnids.txt)
+        absent.append(f"{len(wnids)} of {classes} classes (wnids.txt)")
 
     train: list[tuple[Path, int]] = []
     train_dir = folder / "train"
@@ -374,6 +431,9 @@ def _tiny_scan(task, root: Path) -> TinyScan:
             absent.append(f"{want - got} of {want} {key.split('_')[0]} images")
         elif want and got > want:
             raise damaged(folder, f"holds {got} {key.split('_')[0]} images, more than the published {want}")
+    published = int(task.data.get("train_size", 0)) + int(task.data.get("test_size", 0))
+    if absent and published:
+        absent.insert(0, f"{len(train) + len(test)} of {published} images")
     return TinyScan(folder, wnids, train, test, absent)
 
 
@@ -430,7 +490,9 @@ def _tiny_check(task, root: Path) -> DataStatus:
     layout = "TinyImageNet-200 JPEG folders"
     detail = f"{len(scan.train)} train, {len(scan.test)} val images"
     if scan.absent:
-        return DataStatus("partial", str(scan.folder), f"{detail}; absent: {'; '.join(scan.absent)}", layout)
+        head, rest = (scan.absent[0], scan.absent[1:]) if " of " in scan.absent[0] else ("", scan.absent)
+        parts = [p for p in (head, detail, f"absent: {'; '.join(rest)}" if rest else "") if p]
+        return DataStatus("partial", str(scan.folder), "; ".join(parts), layout)
     return DataStatus("present", str(scan.folder), detail, layout)
 
 
