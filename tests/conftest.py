@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_EVENTS = REPO.parent / "shared" / "fixtures" / "events"
+EVENTS_DATA = REPO / "tests" / "data" / "events"  # real recordings, see its README.md
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """Event-camera readers (CIFAR10-DVS, N-MNIST, DVS128 Gesture, N-Caltech101) on fixtures written in
-the published formats, plus the two real recordings in ../shared/fixtures/events read through the
+the published formats, plus the two real recordings in tests/data/events read through the
 same code path as user data."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from snnbench.data import DataError, check, events, load_split
 from snnbench.data.frames import cache_path
 from snnbench.tasks import get_task
-from tests.conftest import SHARED_EVENTS
+from tests.conftest import EVENTS_DATA
 from tests.fixtures_writers import (
     CIFAR10_CLASSES,
     random_events,
@@ -512,13 +512,20 @@ def test_changed_frame_parameters_refuse_to_run(tmp_path):
 # ---------------------------------------------------------------- the real recordings
 
 
+REAL_RECORDINGS = {
+    "sample_nmnist.bin": "3c9159329633efbb6879bba1b430598b78cc06a779a55d1259ec13e203ad00ee",
+    "sample.aedat4": "b42f119af2548d4328e6c0f249e369a4b755d82eeb6ddceb14441492d979444c",
+}
+
+
 @pytest.fixture
-def shared_events():
-    if not SHARED_EVENTS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{SHARED_EVENTS} is absent; under CI the real-recording tests must run")
-        pytest.skip(f"real recordings folder {SHARED_EVENTS} is absent (outside CI these tests may skip)")
-    return SHARED_EVENTS
+def real_events():
+    """tests/data/events, part of the repository: a missing or changed recording fails, never skips."""
+    for name, sha in REAL_RECORDINGS.items():
+        path = EVENTS_DATA / name
+        assert path.is_file(), f"{path} is absent; it is part of the repository (see its README.md)"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha, f"{path} differs from the recording"
+    return EVENTS_DATA
 
 
 def _independent_nmnist(path):
@@ -531,8 +538,8 @@ def _independent_nmnist(path):
     }
 
 
-def test_real_nmnist_recording_through_the_reader(tmp_path, shared_events):
-    real = shared_events / "sample_nmnist.bin"
+def test_real_nmnist_recording_through_the_reader(tmp_path, real_events):
+    real = real_events / "sample_nmnist.bin"
     for part in ("Train/3/00001.bin", "Test/3/00002.bin"):
         link = tmp_path / "NMNIST" / part
         link.parent.mkdir(parents=True)
@@ -546,8 +553,8 @@ def test_real_nmnist_recording_through_the_reader(tmp_path, shared_events):
     np.testing.assert_array_equal(x.numpy(), expected_frames(ev, 10, (34, 34), (34, 34)))
 
 
-def test_real_aedat4_recording_through_the_reader(tmp_path, shared_events):
-    real = shared_events / "sample.aedat4"
+def test_real_aedat4_recording_through_the_reader(tmp_path, real_events):
+    real = real_events / "sample.aedat4"
     got = events.decode(real, "aedat4", (320, 240))
     assert len(got) == 111_954 and int(got["x"].max()) == 319 and int(got["y"].max()) == 239
     assert set(np.unique(got["p"]).tolist()) <= {0, 1} and np.all(np.diff(got["t"]) >= 0)
@@ -564,12 +571,12 @@ def test_real_aedat4_recording_through_the_reader(tmp_path, shared_events):
     one_line_naming(err, tmp_path / "CIFAR10DVS" / "airplane" / "cifar10_airplane_9.aedat4")
 
 
-def test_real_aedat4_recording_loads_as_frames_on_its_own_sensor(tmp_path, shared_events):
+def test_real_aedat4_recording_loads_as_frames_on_its_own_sensor(tmp_path, real_events):
     """The same path as user data (scan, header check, tonic decode, binning, cache) on a task whose
     sensor is the recording's 320x240; frames checked against events read with `aedat` directly."""
     import aedat
 
-    real = shared_events / "sample.aedat4"
+    real = real_events / "sample.aedat4"
     for i in range(10):
         target = tmp_path / "CIFAR10DVS" / "ship" / f"cifar10_ship_{i}.aedat4"
         target.parent.mkdir(parents=True, exist_ok=True)
