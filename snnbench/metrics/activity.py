@@ -27,8 +27,9 @@ call's counts are attributed to samples (and, for spikes, to timesteps) from bef
 
 Cost: on the CPU each tensor is read once by a numba kernel (one pass counts non-zeros; one pass
 checks integrality and weighs by F; numba comes with snnbench through tonic -> librosa; its JIT
-costs about a second once per process). Elsewhere (GPU, or without numba) torch ops run chunk by
-chunk through one small reused scratch buffer. Either way the probe adds no tensor the size of an
+costs about a second per signature once per machine, as the compiled kernels are cached on disk).
+Elsewhere (GPU, or without numba) torch ops run chunk by chunk through one small reused scratch
+buffer. Either way the probe adds no tensor the size of an
 activation, and tensors in any memory layout (channels-last included) are read in place, F
 permuted to match. Row sums run in float32 (each integer term and partial sum < 2**24 is exact,
 in any order; a row whose total reaches 2**24 is redone in float64) and accumulate per sample in
@@ -497,47 +498,78 @@ class ActivityProbe:
 # or |v| >= 2**24), so such input counts as MACs, as on the torch path.
 
 
+# The kernels are plain functions here, compiled by _Kernels on first use with cache=True: numba
+# stores the machine code on disk, so only the first process on a machine (and the first after
+# this file changes) pays the ~1 s per signature compile; later ones load it in milliseconds.
+# Where the cache goes: NUMBA_CACHE_DIR if set; else numba's own __pycache__ beside this file
+# when that is writable (a checkout, an editable install); else <snnbench cache>/numba
+# (SNNBENCH_CACHE or ~/.cache/snnbench; the sandbox child, which has no SNNBENCH_* variables,
+# uses ~/.cache/snnbench). A cache that cannot be written only costs the compile, as before.
+
+
+def _count_py(x, out):
+    n, d = x.shape
+    for i in range(n):
+        c = 0
+        for j in range(d):
+            c += x[i, j] != 0
+        out[i] = c
+
+
+def _synops_py(x, f, out):  # sum(|x| * F) per row; returns how many entries are not counts
+    n, d = x.shape
+    bad = 0
+    for i in range(n):
+        out[i] = 0
+        s = out[i]  # a zero of out's dtype
+        for j in range(d):
+            v = x[i, j]
+            a = abs(v)
+            bad += (v != np.floor(v)) | (a >= 16777216.0)
+            s += a * f[j]
+        out[i] = s
+    return bad
+
+
+def _macs_py(x, f, out):  # sum((x != 0) * F) per row
+    n, d = x.shape
+    for i in range(n):
+        out[i] = 0
+        s = out[i]
+        for j in range(d):
+            s += (x[i, j] != 0) * f[j]
+        out[i] = s
+
+
+def _numba_cache_dir() -> None:
+    """Point numba's cache at <snnbench cache>/numba when it has no writable place of its own."""
+    import os
+    import tempfile
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    try:  # numba's in-tree locator uses this folder when it can create a file in it
+        os.makedirs(here, exist_ok=True)
+        tempfile.TemporaryFile(dir=here).close()
+        return
+    except OSError:
+        pass
+    from snnbench.data import cache_root
+
+    os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba")
+    from numba.core import config
+
+    config.reload_config()
+
+
 class _Kernels:
     def __init__(self) -> None:
         from numba import njit
 
-        jit = njit(nogil=True, cache=False, fastmath={"reassoc", "contract"})
-
-        @jit
-        def count(x, out):
-            n, d = x.shape
-            for i in range(n):
-                c = 0
-                for j in range(d):
-                    c += x[i, j] != 0
-                out[i] = c
-
-        @jit
-        def synops(x, f, out):  # sum(|x| * F) per row; returns how many entries are not counts
-            n, d = x.shape
-            bad = 0
-            for i in range(n):
-                out[i] = 0
-                s = out[i]  # a zero of out's dtype
-                for j in range(d):
-                    v = x[i, j]
-                    a = abs(v)
-                    bad += (v != np.floor(v)) | (a >= 16777216.0)
-                    s += a * f[j]
-                out[i] = s
-            return bad
-
-        @jit
-        def macs(x, f, out):  # sum((x != 0) * F) per row
-            n, d = x.shape
-            for i in range(n):
-                out[i] = 0
-                s = out[i]
-                for j in range(d):
-                    s += (x[i, j] != 0) * f[j]
-                out[i] = s
-
-        self.count, self.synops, self.macs = count, synops, macs
+        _numba_cache_dir()
+        jit = njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+        self.count, self.synops, self.macs = jit(_count_py), jit(_synops_py), jit(_macs_py)
 
 
 _KERNELS: list = []  # [] not tried yet, [None] unavailable, [_Kernels] ready
