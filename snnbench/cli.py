@@ -60,6 +60,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+STORE_HELP = (
+    "result store folder (default: SNNBENCH_STORE, else ~/.local/share/snnbench/results; "
+    "the committed baselines live in leaderboard/results)"
+)
+
+
+def device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        help="torch device for the model, e.g. cpu, cuda, cuda:1 (default: cuda when available, else "
+        "cpu); recorded in the run row",
+    )
+
+
+def resolve_device(name: str | None) -> str:
+    import torch
+
+    if not name:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {name!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: torch sees no CUDA device here; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: only cpu and cuda devices are supported")
+    return str(device)
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
@@ -70,12 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     from snnbench import __version__
+    from snnbench.metrics.registry import FAMILIES
 
     parser.add_argument("--version", action="version", version=f"snnbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("tasks", help="list tasks, their versions and whether their data is present")
+    p = sub.add_parser(
+        "tasks",
+        help="list tasks, their versions and whether their data is present",
+        description="One row per task file in tasks/: id, version, kind, the input the model gets, "
+        "T, classes or actions, and the state of its data on this machine (embedded, present, "
+        "partial (n of N), missing or corrupt).",
+        formatter_class=fmt,
+    )
     p.add_argument("--data-root", help="folder holding the real datasets (default: SNNBENCH_DATA or ~/data)")
 
     def run_options(p: argparse.ArgumentParser) -> None:
@@ -106,8 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     run_options(p)
-    p.add_argument("--checkpoint", help="state_dict to load into build(task)'s model (from `snnbench train`)")
-    p.add_argument("--store", help="result store folder (default: SNNBENCH_STORE or ./leaderboard/results)")
+    p.add_argument(
+        "--checkpoint",
+        help="state_dict to load into build(task)'s model (from `snnbench train`); without one, a "
+        "submission that trains is evaluated untrained and stored as not reportable",
+    )
+    p.add_argument("--store", help=STORE_HELP)
+    device_option(p)
     p.add_argument(
         "--limit",
         type=_positive("--limit"),
@@ -122,16 +165,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics",
         default="",
-        help="comma-separated metric families to run beyond the task's own, e.g. robustness "
-        "(FGSM/PGD/noise/event corruptions with gradient-masking checks, PROTOCOLS.md section 4)",
+        help="comma-separated metric families to run beyond the task's own: "
+        + "; ".join(f"{n} ({f.summary})" for n, f in FAMILIES.items() if f.built and f.where == "parent"),
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser(
-        "train", help="train a submission (its train() or the default BPTT recipe) and save a checkpoint"
+        "train",
+        help="train a submission (its train() or the default BPTT recipe) and save a checkpoint",
+        description="Train on the task's training split in this process: the submission's own "
+        "train(model, task, data, budget) if it has one, else the default surrogate-gradient BPTT "
+        "recipe (or double DQN on RL tasks), under the task's [train] budget. Writes a plain "
+        "state_dict (byte-identical for identical weights) and <checkpoint>.json, the training record "
+        "(recipe, budget, epochs done, wall time) that `evaluate` copies into its run.",
+        formatter_class=fmt,
     )
     run_options(p)
+    device_option(p)
     p.add_argument("--epochs", type=_positive("--epochs"), help="override the task's training epochs")
+    p.add_argument(
+        "--wall-time",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop training after this many seconds; a budget cut short is recorded in the "
+        "checkpoint's record and in every run evaluated from it",
+    )
     p.add_argument("--out", help="checkpoint path (default: checkpoints/<task>/<method>-seed<S>-T<T>.pt)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -158,25 +216,61 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run cells as Ray tasks on this cluster (pip install 'snnbench[ray]')",
     )
-    p.add_argument("--store", help="result store folder (default: SNNBENCH_STORE or ./leaderboard/results)")
+    p.add_argument("--store", help=STORE_HELP)
     p.add_argument(
         "--limit", type=_positive("--limit"), help="passed to every evaluate (runs become not reportable)"
     )
+    p.add_argument(
+        "--metrics", default="", help="passed to every evaluate, e.g. robustness (see `evaluate --help`)"
+    )
 
-    p = sub.add_parser("leaderboard", help="rebuild LEADERBOARD.md and site/index.html from the store alone")
-    p.add_argument("--store", help="result store folder (default: SNNBENCH_STORE or ./leaderboard/results)")
-    p.add_argument("--out", help="output folder (default: the store's parent folder)")
+    p = sub.add_parser(
+        "leaderboard",
+        help="build the leaderboard page: your runs next to the committed baselines",
+        description="Build LEADERBOARD.md and site/index.html from result stores alone. By default "
+        "your store (--store / SNNBENCH_STORE / ~/.local/share/snnbench/results) is shown next to the "
+        "committed baselines (leaderboard/results, read-only, marked as such) and the page is written "
+        "into your store's folder; no tracked file changes. --committed rebuilds the project's own "
+        "leaderboard/ from the committed store only (what `sweep --train` maintainers do).",
+        formatter_class=fmt,
+    )
+    p.add_argument("--store", help=STORE_HELP)
+    p.add_argument(
+        "--out", help="output folder (default: your store's folder; with --committed: leaderboard/)"
+    )
+    p.add_argument(
+        "--committed",
+        action="store_true",
+        help="rebuild the committed leaderboard/ from the committed store alone",
+    )
+    p.add_argument(
+        "--no-baselines", action="store_true", help="show only your store, without the committed baselines"
+    )
     p.add_argument(
         "--skip-corrupt",
         action="store_true",
         help="build anyway when part files are unreadable, listing them on the page",
     )
 
-    p = sub.add_parser("cite", help="BibTeX for a stored result and the method's paper")
+    p = sub.add_parser(
+        "cite",
+        help="BibTeX for a stored result and the method's paper",
+        description="Print a BibTeX entry for one stored run (task and version, method, headline "
+        "figures, commit), the method's own CITATION, and the software entry for snnbench. The id "
+        "is looked up in your store, then in the committed baselines store.",
+        formatter_class=fmt,
+    )
     p.add_argument("result_id", help="a result id or a unique prefix of one (see LEADERBOARD.md)")
-    p.add_argument("--store", help="result store folder (default: SNNBENCH_STORE or ./leaderboard/results)")
+    p.add_argument("--store", help=STORE_HELP)
 
-    p = sub.add_parser("data", help="check where real datasets must be and whether they are usable")
+    p = sub.add_parser(
+        "data",
+        help="check where real datasets must be and whether they are usable",
+        description="`snnbench data check` prints one line per task: present, partial (n of N), "
+        "missing (with the folder layout expected under the data root) or corrupt (naming the bad "
+        "file). Nothing is ever downloaded; docs/DATASETS.md says where each dataset comes from.",
+        formatter_class=fmt,
+    )
     p.add_argument(
         "action",
         choices=["check"],
@@ -272,19 +366,18 @@ def cmd_evaluate(args) -> int:
 
     from snnbench.data import DataError
     from snnbench.evaluate import evaluate, headline
+    from snnbench.metrics.registry import FamilyError, check
 
     task = _task(args.task)
     ref = _submission(args.model)
-    from snnbench.tasks import METRIC_FAMILIES
-
-    extra = tuple(m for m in args.metrics.split(",") if m)
-    unknown = [m for m in extra if m not in METRIC_FAMILIES]
-    if unknown:
-        raise UsageError(
-            f"--metrics: unknown family {unknown[0]!r}; choose from {', '.join(METRIC_FAMILIES)}"
-        )
+    extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    try:
+        check(extra, task.kind)
+    except FamilyError as exc:
+        raise UsageError(str(exc)) from None
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise UsageError(f"--checkpoint {args.checkpoint}: no such file; train one with `snnbench train`")
+    device = resolve_device(args.device)
     store = _store(args.store)
     try:
         outcome = evaluate(
@@ -299,12 +392,11 @@ def cmd_evaluate(args) -> int:
             data_root=args.data_root,
             progress=not args.quiet and sys.stderr.isatty(),
             extra_metrics=extra,
+            device=device,
         )
     except DataError as exc:
         raise UsageError(str(exc)) from None
     run = outcome.run
-    if run["data_status"] == "partial":
-        print(f"warning: {task.id} data is partial; this run is stored as not reportable", file=sys.stderr)
     print(
         f"{task.id} v{task.version} | {run['method']} | seed {run['seed']} | T={run['timesteps']} | status {run['status']}"
     )
@@ -314,23 +406,73 @@ def cmd_evaluate(args) -> int:
             print(f"traceback: {outcome.log_path}", file=sys.stderr)
     else:
         print(tabulate(headline(outcome), tablefmt="plain"))
+        _print_robustness(outcome.rows)
         if run["uncounted"]:
             print(
                 f"note: activity figures are a lower bound; uncounted module types: {', '.join(run['uncounted'])}"
             )
-        if not run["reportable"]:
+        if run.get("train_budget_complete") is False:
+            print("note: the checkpoint's training stopped at its wall-time cap before its budget of epochs")
+        if run.get("untrained"):
+            print(
+                "note: not reportable: evaluated without --checkpoint, i.e. untrained (a submission that "
+                "needs no training says NEEDS_TRAINING = False)"
+            )
+        elif not run["reportable"]:
             print("note: not reportable (--limit or partial data); the leaderboard leaves it out")
+        _print_comparison(run, outcome.rows)
     print(f"result {run['result_id']} -> {store.path}")
     return outcome.exit_code
+
+
+def _print_robustness(rows) -> None:
+    from tabulate import tabulate
+
+    attacks = [(r.condition, f"{r.value:.4f}", r.n) for r in rows if r.metric == "robust_accuracy"]
+    flags = [
+        (r.condition, "FAILED" if r.value >= 0.5 else "ok")
+        for r in rows
+        if r.metric == "gradient_masking_suspected"
+    ]
+    if attacks:
+        print("\nrobust accuracy (first n test samples)")
+        print(tabulate(attacks, headers=["attack", "accuracy", "n"], tablefmt="plain"))
+    if flags:
+        print("\ngradient-masking checks")
+        print(tabulate(flags, headers=["check", "result"], tablefmt="plain"))
+
+
+def _print_comparison(run: dict, rows) -> None:
+    """This run next to the committed baselines of the same task, version and T."""
+    import pandas as pd
+    from tabulate import tabulate
+
+    from snnbench.cite import headline as figures_of
+    from snnbench.leaderboard import comparison
+    from snnbench.store import COMMITTED_STORE
+
+    frame = pd.DataFrame([r.as_dict() for r in rows]) if rows else pd.DataFrame()
+    table = comparison(run, figures_of(frame), COMMITTED_STORE)
+    if table is None:
+        return
+    headers, body = table
+    print(
+        f"\n{run['task']} v{run['task_version']}, T={run['timesteps']}: this run next to the committed baselines"
+    )
+    print(tabulate(body, headers=headers, tablefmt="github", disable_numparse=True))
+    print(
+        "`snnbench leaderboard` writes the full page (your runs and the baselines) into your store's folder"
+    )
 
 
 def cmd_train(args) -> int:
     from snnbench.data import DataError
     from snnbench.submission import SubmissionError
-    from snnbench.training import train
+    from snnbench.training import record_path, train
 
     task = _task(args.task)
     ref = _submission(args.model)
+    device = resolve_device(args.device)
     try:
         result = train(
             task,
@@ -340,6 +482,8 @@ def cmd_train(args) -> int:
             data_root=args.data_root,
             out=args.out,
             epochs=args.epochs,
+            wall_time_s=args.wall_time,
+            device=device,
             progress=not args.quiet,
         )
     except DataError as exc:
@@ -349,8 +493,19 @@ def cmd_train(args) -> int:
         return 1
     last = result.history[-1] if result.history else {}
     acc = f", final train accuracy {last['train_accuracy']:.3f}" if "train_accuracy" in last else ""
-    print(f"trained {ref.method} on {task.id} with {result.recipe} in {result.seconds:.1f} s{acc}")
-    print(f"checkpoint: {result.checkpoint}  sha256 {result.sha256[:16]}")
+    print(
+        f"trained {ref.method} on {task.id} with {result.recipe} in {result.seconds:.1f} s on {device}{acc}"
+    )
+    if not result.budget_complete:
+        done = result.record.get("epochs_completed")
+        print(
+            f"warning: training stopped at the wall-time cap after {done} of {result.record['budget']['epochs']} "
+            "epochs; this is recorded and every run evaluated from this checkpoint says so",
+            file=sys.stderr,
+        )
+    print(
+        f"checkpoint: {result.checkpoint}  sha256 {result.sha256[:16]}  (record: {record_path(result.checkpoint)})"
+    )
     print(f"next: snnbench evaluate --task {task.id} --model {args.model} --checkpoint {result.checkpoint}")
     return 0
 
@@ -372,6 +527,14 @@ def cmd_sweep(args) -> int:
         raise UsageError("--models and --seeds must name at least one submission and one seed")
     store = str(_store(args.store).path)
     extra = ["--limit", str(args.limit)] if args.limit else []
+    if args.metrics:
+        from snnbench.metrics.registry import FamilyError, check
+
+        try:
+            check([m.strip() for m in args.metrics.split(",") if m.strip()])
+        except FamilyError as exc:
+            raise UsageError(str(exc)) from None
+        extra += ["--metrics", args.metrics]
     cells = sweep.grid(tasks, models, seeds)
     results = sweep.run(
         cells, train=args.train, store=store, jobs=args.jobs, ray_address=args.ray, extra=extra
@@ -380,20 +543,34 @@ def cmd_sweep(args) -> int:
     for r in failed:
         last = r.tail.strip().splitlines()[-1] if r.tail.strip() else ""
         print(f"{r.cell.label()}: exit {r.exit_code}: {last}", file=sys.stderr)
+    print(sweep.summary_table(results, store))
     print(
-        f"{len(results) - len(failed)} of {len(results)} runs ok -> {store}; `snnbench leaderboard` rebuilds the page"
+        f"{len(results) - len(failed)} of {len(results)} runs ok -> {store}; `snnbench leaderboard` builds the page"
     )
     return 1 if failed else 0
 
 
 def cmd_leaderboard(args) -> int:
     from snnbench import leaderboard
-    from snnbench.store import CorruptStoreError
+    from snnbench.store import COMMITTED_STORE, CorruptStoreError
 
-    store = _store(args.store)
-    out = Path(args.out) if args.out else store.path.parent
+    if args.committed:
+        if args.store:
+            raise UsageError("--committed builds from the committed store only; drop --store")
+        store_path, baselines = COMMITTED_STORE, None
+        out = Path(args.out) if args.out else COMMITTED_STORE.parent
+    else:
+        store_path = _store(args.store).path
+        baselines = None if args.no_baselines else COMMITTED_STORE
+        out = Path(args.out) if args.out else store_path
     try:
-        written = leaderboard.build(store.path, out, skip_corrupt=args.skip_corrupt)
+        written = leaderboard.build(
+            store_path,
+            out,
+            skip_corrupt=args.skip_corrupt,
+            baselines=baselines,
+            submissions_root=COMMITTED_STORE.parent.parent if args.committed else None,
+        )
     except CorruptStoreError as exc:
         print(f"snnbench leaderboard: {exc}", file=sys.stderr)
         return 1
@@ -404,13 +581,18 @@ def cmd_leaderboard(args) -> int:
 
 def cmd_cite(args) -> int:
     from snnbench.cite import cite
+    from snnbench.store import COMMITTED_STORE
 
     store = _store(args.store)
-    try:
-        print(cite(store.path, args.result_id))
-    except (ValueError, KeyError) as exc:
-        raise UsageError(str(exc).strip("'\"")) from None
-    return 0
+    places = [store.path] + ([COMMITTED_STORE] if COMMITTED_STORE.resolve() != store.path.resolve() else [])
+    errors = []
+    for place in places:
+        try:
+            print(cite(place, args.result_id))
+            return 0
+        except (ValueError, KeyError) as exc:
+            errors.append(str(exc).strip("'\""))
+    raise UsageError(errors[0])
 
 
 COMMANDS = {

@@ -8,6 +8,7 @@ with its status, and the traceback goes to the store's logs/, never only to the 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sys
 import time
 import traceback
@@ -22,12 +23,13 @@ import snnbench
 from snnbench import provenance
 from snnbench.data import Split, load_split
 from snnbench.encoding import encoder_for
-from snnbench.metrics import MetricRow
+from snnbench.metrics import MetricRow, registry
 from snnbench.metrics.accuracy import accuracy_rows, stack_outputs
 from snnbench.metrics.latency import latency_rows
 from snnbench.sandbox import ChildFailure, Sandbox, SubmissionTimeout
 from snnbench.store import Store, result_id
-from snnbench.submission import SubmissionError, SubmissionRef, file_sha256
+from snnbench.submission import SubmissionError, SubmissionRef, declares_no_training
+from snnbench.training import read_record
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
@@ -66,10 +68,17 @@ def evaluate(
     data_root: str | None = None,
     progress: bool = True,
     extra_metrics: tuple[str, ...] = (),
+    device: str = "cpu",
 ) -> Outcome:
-    """Evaluate `ref` on `task` and write the run to `store`. DataError propagates (nothing stored)."""
+    """Evaluate `ref` on `task` and write the run to `store`.
+
+    DataError (missing data) and FamilyError (an unknown or unbuilt --metrics family) propagate
+    before anything runs or is stored. The checkpoint's bytes are read once: the hash in the run
+    row is the hash of exactly what the child loads.
+    """
     started = time.monotonic()
     steps = timesteps or task.timesteps
+    families = registry.resolve(task.metrics, extra_metrics, task.kind)
     if task.kind == "rl":  # the environment is the data; --limit caps the number of episodes
         split, dataset = Split(dataset=None, status="embedded"), None
     else:  # a missing dataset is the user's to fix: no row is stored
@@ -77,7 +86,10 @@ def evaluate(
         dataset = (
             split.dataset if limit is None else Subset(split.dataset, range(min(limit, len(split.dataset))))
         )
-    checkpoint_sha = file_sha256(checkpoint)
+    checkpoint_bytes = Path(checkpoint).read_bytes() if checkpoint else None
+    checkpoint_sha = hashlib.sha256(checkpoint_bytes).hexdigest() if checkpoint_bytes is not None else None
+    record = read_record(checkpoint, checkpoint_sha) if checkpoint else None
+    untrained = checkpoint is None and not declares_no_training(ref)
     rid = result_id(
         task=task.id,
         task_version=task.version,
@@ -88,6 +100,7 @@ def evaluate(
         snnbench_version=snnbench.__version__,
         limit=limit,
         metrics_version=snnbench.METRICS_VERSION,
+        families=families,
     )
     run = {
         "result_id": rid,
@@ -99,8 +112,8 @@ def evaluate(
         "checkpoint_sha256": checkpoint_sha,
         "seed": seed,
         "timesteps": steps,
-        "reportable": split.reportable and limit is None,
-        "device": provenance.device_name(),
+        "reportable": split.reportable and limit is None and not untrained,
+        "device": provenance.device_name(device),
         "torch_version": torch.__version__,
         "snnbench_version": snnbench.__version__,
         "metrics_version": snnbench.METRICS_VERSION,
@@ -112,6 +125,14 @@ def evaluate(
         "uncounted": [],
         "limit": limit,
         "data_status": split.status,
+        "metrics": list(families),
+        "spec_hash": task.spec_hash(),
+        "untrained": untrained,
+        "train_recipe": record.get("recipe") if record else None,
+        "train_wall_time_s": _float_or_none(record.get("train_wall_time_s")) if record else None,
+        "train_budget_complete": bool(record["budget_complete"])
+        if record and "budget_complete" in record
+        else None,
     }
     for part in store.unreadable_parts():
         warnings.warn(
@@ -122,9 +143,8 @@ def evaluate(
     rows: list[MetricRow] = []
     trace = None
     try:
-        families = set(task.metrics) | set(extra_metrics)
         rows, uncounted = _run(
-            task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit
+            task, ref, dataset, steps, seed, checkpoint_bytes, timeout, progress, families, limit, device
         )
         run["uncounted"] = uncounted
     except SubmissionTimeout as exc:
@@ -150,10 +170,12 @@ def evaluate(
     return Outcome(run, rows, log)
 
 
-def _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit):
-    """One sandbox for the whole run: score the clean pass, collect the probes' rows, then (for
-    classification, when asked) attack with the probes detached."""
-    with Sandbox(ref, task, seed, steps, checkpoint=checkpoint, timeout=timeout) as box:
+def _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress, families, limit, device):
+    """One sandbox for the whole run: score the clean pass, collect the probes' rows, then run the
+    parent-side families of the registry (attacks, ...) with the probes detached."""
+    with Sandbox(
+        ref, task, seed, steps, checkpoint=checkpoint, timeout=timeout, device=device, families=families
+    ) as box:
         box.call("build", True)
         if task.kind == "rl":  # the environment steps here; --limit caps the episodes
             from snnbench.rl import episode_rows
@@ -169,8 +191,8 @@ def _run(task, ref, dataset, steps, seed, checkpoint, timeout, progress, familie
         else:  # --limit was applied to the dataset already (a Subset)
             rows = _classify(box, task, ref, dataset, steps, seed, progress)
         collected = box.call("finish")
-        if "robustness" in families and task.kind == "classification":
-            rows += _robustness(box, task, dataset, steps, seed)
+        for family in registry.parent_families(families):
+            rows += registry.load(family)(box, task, dataset, steps, seed)
     rows += [MetricRow(**r) for r in collected["rows"]]
     lat = collected["latency"] or {}
     rows += latency_rows(steps, lat.get("seconds"), lat.get("batch"))
@@ -190,29 +212,14 @@ def _classify(box, task, ref, dataset, steps, seed, progress) -> list[MetricRow]
     return accuracy_rows(stack_outputs(outputs), torch.cat(labels))
 
 
-def _robustness(box, task, dataset, steps, seed) -> list[MetricRow]:
-    """PROTOCOLS.md section 4 on the first `[robustness] samples` test items, after the clean pass
-    (probes detached, so attack forwards are not counted as activity); labels stay here."""
-    from snnbench.metrics.robustness import SandboxOracle, robustness_rows, robustness_subset
-
-    inputs, labels, mean, std = robustness_subset(dataset, task)
-    return robustness_rows(
-        SandboxOracle(box),
-        task,
-        inputs,
-        labels,
-        encoder_for(task),
-        steps,
-        seed,
-        pixel_mean=mean,
-        pixel_std=std,
-    )
-
-
 def _touched(before: dict, after: dict) -> list[str]:
     """Files of the store that existed before the run and were changed or removed (new files are
     other writers' runs; dot files are their temporaries)."""
     return sorted(p for p, sig in before.items() if not Path(p).name.startswith(".") and after.get(p) != sig)
+
+
+def _float_or_none(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _display_path(path: Path) -> str:

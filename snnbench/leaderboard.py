@@ -26,6 +26,9 @@ from .tasks import Task, load_tasks
 
 LOWER_BOUND = "≥"
 MASKED = "†"
+BUDGET_CUT = "‡"
+ORIGIN_OWN = "yours"
+ORIGIN_COMMITTED = "baseline"
 
 
 def _si(v: float) -> str:
@@ -90,32 +93,73 @@ def _run_figures(metrics: pd.DataFrame) -> tuple[dict[str, dict[str, float]], se
     return figures, set(flagged["result_id"])
 
 
-def summarize(view: StoreView) -> pd.DataFrame:
-    """One row per (task, task_version, metrics_version, T, method, submission): reportable ok runs
-    only, with `<key>_mean`, `<key>_std` (sample std, NaN for one run) and `<key>_n` per column key.
+def _reportable_ok(runs: pd.DataFrame) -> pd.Series:
+    return (runs["status"] == "ok") & runs["reportable"].astype(bool)
 
-    Different submission files under one method name stay apart (`submission_sha256`), so an
-    edited submission never averages with its older self.
+
+def select_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(chosen, superseded) among the reportable ok runs: the rule of one run per (method, seed).
+
+    Within a table (task, task version, metrics version, T) and store origin, a method's newest
+    submission version (the submission_sha256 of its newest run) is the one shown; of its runs,
+    the newest per seed is kept. Everything else reportable (a re-trained seed, an older
+    submission file, an evaluate repeated with other --metrics) is superseded: listed apart, never
+    averaged in. Ties on created_at fall back to result_id, so the choice is deterministic.
+    """
+    good = runs[_reportable_ok(runs)]
+    if not len(good):
+        return good, good
+    good = good.sort_values(["created_at", "result_id"], ascending=[False, False], kind="stable")
+    keys = [*GROUP_KEYS, "origin", "method"]
+    newest_sha = good.groupby(keys, sort=False)["submission_sha256"].transform("first")
+    same_code = good["submission_sha256"] == newest_sha
+    first_per_seed = ~good.duplicated([*keys, "seed"], keep="first")
+    keep = same_code & first_per_seed
+    return good[keep], good[~keep]
+
+
+def _short_device(device: str) -> str:
+    """ "cpu: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz (2 threads)" -> a short label."""
+    return str(device).replace("(R)", "").replace("(TM)", "").replace(" CPU", "").strip()
+
+
+def summarize(view: StoreView) -> pd.DataFrame:
+    """One row per (task, task_version, metrics_version, T, origin, method): the runs select_runs()
+    keeps, with `<key>_mean`, `<key>_std` (sample std, NaN for one run) and `<key>_n` per column key.
+
+    Latency is averaged only over runs measured on one device; a row whose runs ran on several
+    devices shows no latency (the devices are listed on the page instead of being averaged).
     """
     runs = view.runs
-    good = runs[(runs["status"] == "ok") & runs["reportable"].astype(bool)]
+    if "origin" not in runs.columns:
+        runs = runs.assign(origin=ORIGIN_OWN)
+    chosen, _ = select_runs(runs)
     figures, flagged = _run_figures(view.metrics)
     rows = []
-    for key, group in good.groupby([*GROUP_KEYS, "method", "submission_sha256"], sort=True):
+    for key, group in chosen.groupby([*GROUP_KEYS, "origin", "method"], sort=True):
         group = group.sort_values(["seed", "result_id"])
         ids = list(group["result_id"])
         uncounted = sorted({u for lst in group["uncounted"] for u in lst})
-        row = dict(zip([*GROUP_KEYS, "method", "submission_sha256"], key))
+        devices = sorted({str(d) for d in group["device"]})
+        commits = sorted({str(c)[:12] for c in group["git_commit"] if isinstance(c, str) and c})
+        complete = group["train_budget_complete"] if "train_budget_complete" in group else pd.Series([])
+        row = dict(zip([*GROUP_KEYS, "origin", "method"], key))
         row.update(
+            submission_sha256=str(group["submission_sha256"].iloc[0]),
             submission_path=str(group["submission_path"].iloc[0]),
             runs=len(ids),
             seeds=", ".join(str(int(s)) for s in group["seed"]),
             result_ids=" ".join(ids),
             uncounted=", ".join(uncounted),
             gradient_masking=any(r in flagged for r in ids),
+            devices=devices,
+            commits=commits,
+            budget_cut=bool((complete == False).any()),  # noqa: E712 - nullable column
         )
         for col in COLUMNS:
             vals = np.array([figures.get(r, {}).get(col.key, np.nan) for r in ids], dtype=np.float64)
+            if col.key == "latency_ms_per_sample" and len(devices) > 1:
+                vals = np.array([], dtype=np.float64)
             vals = vals[~np.isnan(vals)]
             row[f"{col.key}_n"] = len(vals)
             row[f"{col.key}_mean"] = float(vals.mean()) if len(vals) else np.nan
@@ -232,15 +276,16 @@ def _section_title(key: tuple, tasks: dict[str, Task]) -> tuple[str, str]:
     return heading, note
 
 
-def _left_out(runs: pd.DataFrame) -> str | None:
+def _left_out(runs: pd.DataFrame, superseded: int) -> str | None:
     failed = int((runs["status"] == "failed").sum())
     timeout = int((runs["status"] == "timeout").sum())
     unrep = int(((runs["status"] == "ok") & ~runs["reportable"].astype(bool)).sum())
-    if not (failed or timeout or unrep):
+    if not (failed or timeout or unrep or superseded):
         return None
     return (
-        f"Left out: {failed} failed, {timeout} timed out, {unrep} not reportable "
-        "(--limit runs or partial data); see 'Runs left out' below."
+        f"Left out: {failed} failed, {timeout} timed out, {unrep} not reportable (--limit, partial "
+        f"data or untrained), {superseded} superseded by a newer run of the same method and seed; "
+        "see 'Runs left out' below."
     )
 
 
@@ -252,19 +297,26 @@ def page_blocks(
 ) -> list[Block]:
     """The whole leaderboard as blocks; a pure function of its arguments."""
     runs = view.runs
+    if "origin" not in runs.columns:
+        runs = runs.assign(origin=ORIGIN_OWN)
+    view = StoreView(runs, view.metrics, view.corrupt)
     summary = summarize(view)
-    n_ok = int(((runs["status"] == "ok") & runs["reportable"].astype(bool)).sum()) if len(runs) else 0
-    blocks = [
-        Block("h1", "snnbench leaderboard"),
-        Block(
-            "p",
-            f"Built from the result store alone: {len(runs)} runs, {n_ok} reportable. Each row is one "
-            "method (one submission file) on one task version and T: mean ± sample std over its seeds, "
-            "best first. Activity and energy are per test sample (PROTOCOLS.md section 3); µJ under "
-            f"{ENERGY_CARD} (compute only) and {ENERGY_CARD_MEM} (with on-chip memory traffic). "
-            "Cite a row with `snnbench cite RESULT_ID`.",
-        ),
-    ]
+    _, superseded = select_runs(runs)
+    several = runs["origin"].nunique() > 1 if len(runs) else False
+    n_ok = int(_reportable_ok(runs).sum()) if len(runs) else 0
+    intro = (
+        f"Built from the result store alone: {len(runs)} runs, {n_ok} reportable. Each row is one "
+        "method on one task version and T: mean ± sample std over its seeds (one run per seed: the "
+        "newest run of the method's newest submission file), best first. Activity and energy are per "
+        f"test sample (docs/PROTOCOLS.md section 3); µJ under {ENERGY_CARD} (compute only) and "
+        f"{ENERGY_CARD_MEM} (with on-chip memory traffic). Cite a row with `snnbench cite RESULT_ID`."
+    )
+    if several:
+        intro += (
+            f" Rows marked '{ORIGIN_COMMITTED}' come from the committed baselines store (read-only); "
+            f"'{ORIGIN_OWN}' are your runs."
+        )
+    blocks = [Block("h1", "snnbench leaderboard"), Block("p", intro)]
     if view.corrupt:
         blocks.append(Block("p", "Skipped corrupt result files (--skip-corrupt):"))
         blocks.append(Block("ul", items=tuple(_rel(p, store_root) for p in view.corrupt)))
@@ -279,20 +331,23 @@ def page_blocks(
         mask = _match(runs, key)
         part = summary[_match(summary, key)] if len(summary) else summary
         if len(part):
-            blocks.append(_table(part))
+            blocks.append(_table(part, several))
             blocks += _footnotes(part)
         else:
             blocks.append(Block("p", "No reportable run for this task and T."))
-        left = _left_out(runs[mask])
+        n_sup = int(_match(superseded, key).sum()) if len(superseded) else 0
+        left = _left_out(runs[mask], n_sup)
         if left:
             blocks.append(Block("p", left))
 
-    blocks += _left_out_table(runs)
+    blocks += _left_out_table(runs, superseded)
     blocks += _references(summary, submissions_root)
     return blocks
 
 
 def _match(frame: pd.DataFrame, key: tuple) -> np.ndarray:
+    if not len(frame):
+        return np.zeros(0, dtype=bool)
     return np.logical_and.reduce([(frame[c] == v).to_numpy(dtype=bool) for c, v in zip(GROUP_KEYS, key)])
 
 
@@ -308,19 +363,23 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _table(part: pd.DataFrame) -> Block:
+def _table(part: pd.DataFrame, several_origins: bool = False) -> Block:
     cols = [c for c in COLUMNS if part[f"{c.key}_n"].sum() > 0]
     rank = next((k for k in RANK_KEYS if part[f"{k}_n"].sum() > 0), None)
     part = part.copy()
     part["_rank"] = -part[f"{rank}_mean"].fillna(-np.inf) if rank else 0.0
-    part = part.sort_values(["_rank", "method", "submission_sha256"], kind="stable")
+    part = part.sort_values(["_rank", "method", "origin"], kind="stable")
     dup = part["method"].duplicated(keep=False)
     headers = ["method", *[c.header for c in cols], "T", "seeds", "result ids"]
     rows = []
     for (_, row), is_dup in zip(part.iterrows(), dup):
-        name = row["method"] + (f" (submission {row['submission_sha256'][:8]})" if is_dup else "")
+        name = row["method"]
+        if several_origins or is_dup:
+            name += f" ({row['origin']})"
         if row["gradient_masking"]:
             name += f" {MASKED}"
+        if row["budget_cut"]:
+            name += f" {BUDGET_CUT}"
         rows.append(
             (
                 name,
@@ -335,30 +394,47 @@ def _table(part: pd.DataFrame) -> Block:
 
 def _footnotes(part: pd.DataFrame) -> list[Block]:
     notes = []
-    for _, row in part.sort_values(["method", "submission_sha256"]).iterrows():
+    for _, row in part.sort_values(["method", "origin"]).iterrows():
         if row["uncounted"]:
             notes.append(
                 f"{LOWER_BOUND} {row['method']}: activity is a lower bound: uncounted module types "
                 f"{row['uncounted']}."
             )
+        if len(row["devices"]) > 1:
+            notes.append(
+                f"{row['method']}: its seeds ran on several devices ({'; '.join(row['devices'])}), so no "
+                "latency is averaged for it."
+            )
     if part["gradient_masking"].any():
         notes.append(
-            f"{MASKED} gradient masking suspected: a robustness sanity check failed (PROTOCOLS.md "
+            f"{MASKED} gradient masking suspected: a robustness sanity check failed (docs/PROTOCOLS.md "
             "section 4); treat its robust accuracy with caution."
         )
+    if part["budget_cut"].any():
+        notes.append(f"{BUDGET_CUT} training stopped at a wall-time cap before its budget of epochs.")
+    devices = sorted({_short_device(d) for ds in part["devices"] for d in ds})
+    if devices:
+        notes.append("Latency measured on: " + "; ".join(devices) + ".")
+    commits = sorted({c for cs in part["commits"] for c in cs})
+    if commits:
+        notes.append("Rows come from snnbench commits: " + ", ".join(commits) + ".")
     return [Block("p", n) for n in notes]
 
 
-def _left_out_table(runs: pd.DataFrame) -> list[Block]:
-    bad = runs[(runs["status"] != "ok") | ~runs["reportable"].astype(bool)]
-    if not len(bad):
-        return []
-    bad = bad.sort_values(["task", "task_version", "timesteps", "method", "seed", "result_id"])
+def _left_out_table(runs: pd.DataFrame, superseded: pd.DataFrame) -> list[Block]:
+    bad = runs[~_reportable_ok(runs)]
     rows = []
-    for r in bad.itertuples(index=False):
+    for r in bad.sort_values(["task", "task_version", "timesteps", "method", "seed", "result_id"]).itertuples(
+        index=False
+    ):
         why = r.error if r.status != "ok" else _why_unreportable(r)
-        task = f"{r.task} v{int(r.task_version)}"
-        rows.append((r.result_id, task, str(int(r.timesteps)), r.method, str(int(r.seed)), r.status, why))
+        rows.append(_left_row(r, r.status, why))
+    for r in superseded.sort_values(
+        ["task", "task_version", "timesteps", "method", "seed", "result_id"]
+    ).itertuples(index=False):
+        rows.append(_left_row(r, "superseded", "a newer run of this method and seed is shown"))
+    if not rows:
+        return []
     return [
         Block("h2", "Runs left out"),
         Block(
@@ -370,11 +446,19 @@ def _left_out_table(runs: pd.DataFrame) -> list[Block]:
     ]
 
 
+def _left_row(r, status: str, why: str) -> tuple:
+    task = f"{r.task} v{int(r.task_version)}"
+    method = r.method if getattr(r, "origin", ORIGIN_OWN) == ORIGIN_OWN else f"{r.method} ({r.origin})"
+    return (r.result_id, task, str(int(r.timesteps)), method, str(int(r.seed)), status, why)
+
+
 def _why_unreportable(r) -> str:
     if not pd.isna(r.limit):
         return f"not reportable: --limit {int(r.limit)}"
     if isinstance(r.data_status, str) and r.data_status not in ("present", "embedded"):
         return f"not reportable: data {r.data_status}"
+    if getattr(r, "untrained", None) is True:
+        return "not reportable: evaluated without a checkpoint (untrained)"
     return "not reportable"
 
 
@@ -392,26 +476,89 @@ def _references(summary: pd.DataFrame, submissions_root) -> list[Block]:
     return [Block("h2", "References"), *blocks] if blocks else []
 
 
+def read_views(stores: Sequence[tuple[str | os.PathLike, str]], skip_corrupt: bool = False) -> StoreView:
+    """One view over several stores, each run tagged with its `origin` label (a run id present in
+    two stores is taken from the first)."""
+    runs, metrics, corrupt = [], [], []
+    for path, origin in stores:
+        view = Store(path).read(skip_corrupt=skip_corrupt)
+        runs.append(view.runs.assign(origin=origin))
+        metrics.append(view.metrics)
+        corrupt += view.corrupt
+    all_runs = pd.concat(runs, ignore_index=True) if runs else pd.DataFrame()
+    all_runs = all_runs.drop_duplicates("result_id", keep="first")
+    all_metrics = pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame()
+    if len(all_metrics):
+        all_metrics = all_metrics.drop_duplicates(
+            ["result_id", "metric", "layer", "timestep", "condition"], keep="first"
+        )
+    return StoreView(all_runs, all_metrics, corrupt)
+
+
 def build(
     store_path: str | os.PathLike,
     out_dir: str | os.PathLike,
     tasks_dir: str | os.PathLike | None = None,
     skip_corrupt: bool = False,
     submissions_root: str | os.PathLike | None = None,
+    baselines: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Write out_dir/LEADERBOARD.md and out_dir/site/index.html from the store; return both paths.
 
-    A corrupt part file raises the store's one-line CorruptStoreError unless `skip_corrupt`, which
-    lists the skipped files at the top of the page. Relative submission paths (for CITATION
-    strings) resolve against `submissions_root`, default the current directory.
+    With `baselines` (a second store, read-only), its runs are shown next to the store's, each
+    row marked with where it came from. A corrupt part file raises the store's one-line
+    CorruptStoreError unless `skip_corrupt`, which lists the skipped files at the top of the page.
+    Relative submission paths (for CITATION strings) resolve against `submissions_root`, default
+    the current directory.
     """
-    store = Store(store_path)
-    view = store.read(skip_corrupt=skip_corrupt)
+    stores = [(store_path, ORIGIN_OWN)]
+    if baselines is not None and Path(baselines).resolve() != Path(store_path).resolve():
+        stores.append((baselines, ORIGIN_COMMITTED))
+    view = read_views(stores, skip_corrupt=skip_corrupt)
     tasks = load_tasks(Path(tasks_dir) if tasks_dir is not None else None)
-    blocks = page_blocks(view, tasks, store.path, submissions_root)
+    blocks = page_blocks(view, tasks, Path(store_path), submissions_root)
     out = Path(out_dir)
     md_path, html_path = out / "LEADERBOARD.md", out / "site" / "index.html"
     html_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text(to_markdown(blocks), encoding="utf-8", newline="\n")
     html_path.write_text(to_html(blocks, "snnbench leaderboard"), encoding="utf-8", newline="\n")
     return [md_path, html_path]
+
+
+def comparison(
+    run: dict,
+    figures: dict[str, float],
+    baselines: str | os.PathLike | None,
+    headers_max: int = 6,
+) -> tuple[list[str], list[list[str]]] | None:
+    """The table `snnbench evaluate` prints after a run: the committed baselines on the same task,
+    task version, metrics version and T (one row per method, as on the leaderboard), with this
+    run inserted in rank order and marked. None when no baseline store or no baseline row exists."""
+    if baselines is None or not Path(baselines).is_dir():
+        return None
+    view = read_views([(baselines, ORIGIN_COMMITTED)], skip_corrupt=True)
+    if not len(view.runs):
+        return None
+    summary = summarize(view)
+    if not len(summary):
+        return None
+    key = (run["task"], run["task_version"], run["metrics_version"], run["timesteps"])
+    part = summary[_match(summary, key)]
+    if not len(part):
+        return None
+    cols = [c for c in COLUMNS if part[f"{c.key}_n"].sum() > 0 or c.key in figures][:headers_max]
+    rank = next((k for k in RANK_KEYS if k in figures or part[f"{k}_n"].sum() > 0), None)
+    entries = []
+    for _, row in part.iterrows():
+        cells = [row["method"], *[_cell(row, c) for c in cols], row["seeds"]]
+        entries.append((row[f"{rank}_mean"] if rank else 0.0, cells))
+    mine = [f"{run['method']} (this run)", *[_own_cell(figures, c) for c in cols], str(run["seed"])]
+    entries.append((figures.get(rank, -np.inf) if rank else 0.0, mine))
+    entries.sort(key=lambda e: -(e[0] if e[0] == e[0] else -np.inf))
+    headers = ["method", *[c.header for c in cols], "seeds"]
+    return headers, [cells for _, cells in entries]
+
+
+def _own_cell(figures: dict[str, float], col: Column) -> str:
+    value = figures.get(col.key)
+    return "–" if value is None or not math.isfinite(value) else col.fmt(value)

@@ -10,9 +10,14 @@ from pathlib import Path
 import torch
 
 
-@functools.lru_cache(maxsize=1)
-def device_name() -> str:
-    """CPU model and thread count (evaluation runs on the CPU in this version)."""
+@functools.lru_cache(maxsize=8)
+def device_name(device: str = "cpu") -> str:
+    """The device a run's model ran on, as stored in the run row: the GPU's name for CUDA devices,
+    else the CPU model and torch's thread count (latency depends on both)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        return f"cuda: {torch.cuda.get_device_name(index)}"
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -9,6 +9,7 @@ sends outputs and counts back. The parent bounds everything by one deadline and 
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import shutil
@@ -80,25 +81,68 @@ def seed_everything(seed: int) -> None:
 
 
 def build_seeded(
-    ref: SubmissionRef, task, seed: int, state: GlobalTorchState, checkpoint: str | None = None
+    ref: SubmissionRef,
+    task,
+    seed: int,
+    state: GlobalTorchState,
+    checkpoint: bytes | str | None = None,
+    device: str = "cpu",
 ) -> tuple[ModuleType, torch.nn.Module]:
     """(module, model) in the order PROTOCOLS.md section 7 fixes: seed, import and build(task), load
     the checkpoint, then restore torch's global settings (`state`, captured before the submission
-    was imported) and seed again, so whatever the submission changed cannot sway the numbers."""
+    was imported) and seed again, so whatever the submission changed cannot sway the numbers.
+
+    `checkpoint` is the checkpoint's bytes (what the parent hashed is exactly what is loaded) or a
+    path."""
     seed_everything(seed)
     module = load_module(ref)
     model = build_model(module, task)
-    if checkpoint:
-        try:
-            model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-        except Exception as exc:
-            raise SubmissionError(
-                f"checkpoint {Path(checkpoint).name} does not load into build(task)'s model: "
-                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-            ) from exc
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+    model.to(device)
     state.restore()
     seed_everything(seed)
     return module, model
+
+
+def load_checkpoint(model: torch.nn.Module, checkpoint: bytes | str) -> None:
+    """Load a state_dict; a mismatch is one line naming the first missing, unexpected or misshapen entry."""
+    source = io.BytesIO(checkpoint) if isinstance(checkpoint, (bytes, bytearray)) else checkpoint
+    name = "the checkpoint" if isinstance(source, io.BytesIO) else f"checkpoint {Path(checkpoint).name}"
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SubmissionError(
+            f"{name} is not a readable state_dict ({type(exc).__name__}); pass the .pt file `snnbench train` wrote"
+        ) from exc
+    if not isinstance(state, dict):
+        raise SubmissionError(f"{name} holds a {type(state).__name__}, not a state_dict")
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise SubmissionError(
+            f"{name} does not fit build(task)'s model: {problem}; was it trained from another build() or task?"
+        )
+    model.load_state_dict(state)
+
+
+def state_dict_mismatch(expected: dict, found: dict) -> str | None:
+    """The first difference between the model's state_dict and a checkpoint's, in words, or None."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    counts = (
+        f" ({len(missing)} missing, {len(unexpected)} unexpected in all)" if missing and unexpected else ""
+    )
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return f"missing key {missing[0]!r}{more}{counts}"
+    if unexpected:
+        more = f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""
+        return f"unexpected key {unexpected[0]!r}{more}"
+    for key, value in expected.items():
+        other = found[key]
+        if isinstance(value, torch.Tensor) and isinstance(other, torch.Tensor) and value.shape != other.shape:
+            return f"{key!r} has shape {list(other.shape)} in the checkpoint but {list(value.shape)} in the model"
+    return None
 
 
 # ---------------------------------------------------------------- child side
@@ -107,7 +151,16 @@ def build_seeded(
 class _Child:
     """The child's state machine; each public method answers one command from the parent."""
 
-    def __init__(self, ref: SubmissionRef, task, seed: int, checkpoint: str | None, timesteps: int) -> None:
+    def __init__(
+        self,
+        ref: SubmissionRef,
+        task,
+        seed: int,
+        checkpoint: bytes | None,
+        timesteps: int,
+        device: str = "cpu",
+        families: tuple[str, ...] | None = None,
+    ) -> None:
         self.ref, self.task, self.seed, self.checkpoint, self.timesteps = (
             ref,
             task,
@@ -115,6 +168,8 @@ class _Child:
             checkpoint,
             timesteps,
         )
+        self.device = torch.device(device)
+        self.families = tuple(task.metrics) if families is None else tuple(families)
         self.state = GlobalTorchState.capture()
         self.model: torch.nn.Module | None = None
         self.probes: list = []
@@ -122,11 +177,14 @@ class _Child:
         self._graph: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def build(self, with_probes: bool) -> dict:
-        module, model = build_seeded(self.ref, self.task, self.seed, self.state, self.checkpoint)
+        module, model = build_seeded(
+            self.ref, self.task, self.seed, self.state, self.checkpoint, device=str(self.device)
+        )
+        self.checkpoint = None  # loaded; free the bytes
         model.eval()
         self.model = model
         if with_probes:
-            self.probes = _make_probes(self.task)
+            self.probes = _make_probes(self.families)
             for probe in self.probes:
                 probe.attach(model, self.task)
         return {"method_has_train": callable(getattr(module, "train", None))}
@@ -136,6 +194,7 @@ class _Child:
 
         assert self.model is not None
         batch = x.shape[1]
+        x = x.to(self.device)
         reset_state(self.model)
         for probe in self.probes:
             probe.before_batch(batch, self.timesteps)
@@ -146,7 +205,7 @@ class _Child:
             probe.after_batch(out)
         if self.latency_input is None:
             self.latency_input = x.clone()
-        return out.detach().to(torch.float32).clone()
+        return out.detach().to(device="cpu", dtype=torch.float32).clone()
 
     def forward_with_graph(self, x: torch.Tensor) -> torch.Tensor:
         """Forward that keeps the autograd graph to the input, for white-box attacks.
@@ -161,19 +220,19 @@ class _Child:
         if self.probes:
             raise RuntimeError("forward_with_graph is only allowed after finish()")
         reset_state(self.model)
-        x = x.detach().clone().requires_grad_(True)
+        x = x.detach().to(self.device).clone().requires_grad_(True)
         with torch.enable_grad():
             out = check_output(self.model(x), self.timesteps, x.shape[1], self.task.outputs)
         self._graph = (x, out)
-        return out.detach().to(torch.float32).clone()
+        return out.detach().to(device="cpu", dtype=torch.float32).clone()
 
     def input_gradient(self, cotangent: torch.Tensor) -> torch.Tensor:
         """d<output, cotangent>/d input for the last forward_with_graph (surrogate gradients, BPTT)."""
         assert self.model is not None and self._graph is not None
         x, out = self._graph
         self._graph = None
-        (grad,) = torch.autograd.grad(out, x, grad_outputs=cotangent.to(out.dtype))
-        return grad.detach().clone()
+        (grad,) = torch.autograd.grad(out, x, grad_outputs=cotangent.to(device=out.device, dtype=out.dtype))
+        return grad.detach().cpu().clone()
 
     def finish(self) -> dict:
         from snnbench.frameworks import reset_state
@@ -183,7 +242,7 @@ class _Child:
         rows = [r for probe in self.probes for r in probe.rows()]
         probes, self.probes = self.probes, []
         uncounted = sorted({u for probe in probes for u in getattr(probe, "uncounted", [])})
-        if rows and "energy" in self.task.metrics:
+        if rows and "energy" in self.families:
             from snnbench.metrics.activity import ActivityProbe
             from snnbench.metrics.energy import energy_rows
 
@@ -195,31 +254,31 @@ class _Child:
             with torch.no_grad():
                 for _ in range(4):  # first call warms caches and allocators; the median of 3 is kept
                     reset_state(self.model)
+                    _synchronize(self.device)
                     t0 = time.perf_counter()
                     self.model(self.latency_input)
+                    _synchronize(self.device)
                     times.append(time.perf_counter() - t0)
             latency = {"seconds": float(np.median(times[1:])), "batch": int(self.latency_input.shape[1])}
         return {"rows": [r.as_dict() for r in rows], "uncounted": uncounted, "latency": latency}
 
 
-def _make_probes(task) -> list:
-    probes = []
-    if "activity" in task.metrics or "energy" in task.metrics:
-        from snnbench.metrics.activity import ActivityProbe
-
-        probes.append(ActivityProbe())
-    if "footprint" in task.metrics:
-        from snnbench.metrics.footprint import FootprintProbe
-
-        probes.append(FootprintProbe())
-    return probes
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
-def _child_main(conn, ref, task, seed, checkpoint, timesteps, workdir) -> None:
+def _make_probes(families: tuple[str, ...]) -> list:
+    from snnbench.metrics import registry
+
+    return [registry.load(name)() for name in registry.child_families(families)]
+
+
+def _child_main(conn, ref, task, seed, checkpoint, timesteps, workdir, device, families) -> None:
     os.chdir(workdir)
     for key in [k for k in os.environ if k.startswith(_ENV_PREFIX)]:
         del os.environ[key]
-    child = _Child(ref, task, seed, checkpoint, timesteps)
+    child = _Child(ref, task, seed, checkpoint, timesteps, device, families)
     while True:
         try:
             command, payload = conn.recv()
@@ -276,11 +335,18 @@ class Sandbox:
         task,
         seed: int,
         timesteps: int,
-        checkpoint: str | None = None,
+        checkpoint: bytes | str | None = None,
         timeout: float = 600.0,
+        device: str = "cpu",
+        families: tuple[str, ...] | None = None,
     ) -> None:
+        """`checkpoint`: the bytes to load (hash these; a path is read here, once)."""
         self.ref, self.task, self.seed, self.timesteps = ref, task, seed, timesteps
-        self.checkpoint = str(Path(checkpoint).resolve()) if checkpoint else None
+        if isinstance(checkpoint, (str, os.PathLike)):
+            checkpoint = Path(checkpoint).read_bytes()
+        self.checkpoint = checkpoint
+        self.device = device
+        self.families = families
         self.timeout = timeout
         self.process = None
         self.conn = None
@@ -291,7 +357,17 @@ class Sandbox:
         ctx = _context()
         self.conn, child_conn = ctx.Pipe()
         self.workdir = tempfile.mkdtemp(prefix="snnbench-submission-")
-        args = (child_conn, self.ref, self.task, self.seed, self.checkpoint, self.timesteps, self.workdir)
+        args = (
+            child_conn,
+            self.ref,
+            self.task,
+            self.seed,
+            self.checkpoint,
+            self.timesteps,
+            self.workdir,
+            self.device,
+            self.families,
+        )
         self.process = ctx.Process(target=_child_main, args=args, daemon=True)
         hidden = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(_ENV_PREFIX)}
         try:

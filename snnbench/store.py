@@ -35,8 +35,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DEFAULT_STORE = Path("leaderboard") / "results"
 STORE_ENV = "SNNBENCH_STORE"
+# The baselines' rows, committed with the code (read-only for users; rebuilt by `sweep --train`).
+COMMITTED_STORE = Path(__file__).resolve().parent.parent / "leaderboard" / "results"
+
+
+def user_store_default() -> Path:
+    """Where a user's runs go unless --store or SNNBENCH_STORE says otherwise: their own data
+    folder, never the git-tracked baselines store (XDG_DATA_HOME, default ~/.local/share)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "snnbench" / "results"
+
+
 STATUSES = ("ok", "failed", "timeout")
 TMP_PREFIX = ".tmp-"
 ORPHAN_AGE_S = 3600.0
@@ -71,7 +81,23 @@ RUN_SCHEMA = pa.schema(
         _f("status", pa.string()),
         _f("error", pa.string(), nullable=True),
         _f("uncounted", pa.list_(pa.string())),
+        # added in snnbench 0.2 (older part files read them as null)
+        _f("metrics", pa.list_(pa.string()), nullable=True),
+        _f("spec_hash", pa.string(), nullable=True),
+        _f("untrained", pa.bool_(), nullable=True),
+        _f("train_recipe", pa.string(), nullable=True),
+        _f("train_wall_time_s", pa.float64(), nullable=True),
+        _f("train_budget_complete", pa.bool_(), nullable=True),
     ]
+)
+# Columns a run dict may leave out (they were added after the first stores were written).
+OPTIONAL_RUN_COLUMNS = (
+    "metrics",
+    "spec_hash",
+    "untrained",
+    "train_recipe",
+    "train_wall_time_s",
+    "train_budget_complete",
 )
 
 METRICS_SCHEMA = pa.schema(
@@ -115,12 +141,15 @@ def result_id(
     snnbench_version: str,
     limit: int | None = None,
     metrics_version: str | None = None,
+    families: Sequence[str] | None = None,
 ) -> str:
     """12 hex digits of sha256 over a canonical JSON of what decides a run's numbers.
 
     The same run gives the same id (a retry replaces its own files); `limit` is part of it so a
-    `--limit` smoke run never replaces the full run of the same submission, and `metrics_version`
-    (default: the installed one) so a change of counting conventions never replaces older runs.
+    `--limit` smoke run never replaces the full run of the same submission, `metrics_version`
+    (default: the installed one) so a change of counting conventions never replaces older runs,
+    and the metric `families` that ran, so `evaluate --metrics robustness` and a plain evaluate
+    of the same checkpoint are two runs and neither erases the other's rows.
     """
     if metrics_version is None:
         from snnbench import METRICS_VERSION as metrics_version
@@ -135,18 +164,21 @@ def result_id(
         "limit": None if limit is None else int(limit),
         "metrics_version": str(metrics_version),
     }
+    if families is not None:
+        key["metrics"] = sorted({str(f) for f in families})
     blob = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(blob.encode("ascii")).hexdigest()[:12]
 
 
 def default_store_path(explicit: str | os.PathLike | None = None) -> Path:
-    """--store wins over SNNBENCH_STORE, else ./leaderboard/results; a regular file is an error."""
+    """--store wins over SNNBENCH_STORE, else the user's store (user_store_default()); a regular
+    file is an error."""
     if explicit is not None and str(explicit) != "":
         path, origin = Path(explicit), "--store"
     elif os.environ.get(STORE_ENV):
         path, origin = Path(os.environ[STORE_ENV]), STORE_ENV
     else:
-        path, origin = DEFAULT_STORE, "the default store"
+        path, origin = user_store_default(), "the default store"
     if path.is_file():
         raise ValueError(
             f"{origin} {path} is a file; give a directory for the result store (created on first write)"
@@ -229,8 +261,8 @@ def validate_run(run: Mapping[str, Any]) -> dict[str, Any]:
     """The run dict checked against RUN_SCHEMA and normalised; every problem is one ValueError line."""
     if not isinstance(run, Mapping):
         raise ValueError(f"run must be a dict of the run columns, got {type(run).__name__}")
-    _check_keys(run, RUN_SCHEMA, "run")
-    out = {f.name: _check_value(f, run[f.name], "run") for f in RUN_SCHEMA}
+    _check_keys(run, RUN_SCHEMA, "run", optional=OPTIONAL_RUN_COLUMNS)
+    out = {f.name: _check_value(f, run.get(f.name), "run") for f in RUN_SCHEMA}
     if out["status"] not in STATUSES:
         raise ValueError(f"run: status must be one of {', '.join(STATUSES)}, got {out['status']!r}")
     expected = result_id(
@@ -243,6 +275,7 @@ def validate_run(run: Mapping[str, Any]) -> dict[str, Any]:
         out["snnbench_version"],
         out["limit"],
         out["metrics_version"],
+        out["metrics"],
     )
     if out["result_id"] != expected:
         raise ValueError(

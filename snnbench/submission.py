@@ -12,6 +12,7 @@ submission's bytes (for its hash) and never executes it.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import sys
@@ -57,6 +58,39 @@ def resolve(path: str | Path) -> SubmissionRef:
     return SubmissionRef(p, method, hashlib.sha256(p.read_bytes()).hexdigest(), False)
 
 
+def static_constant(path: str | Path, name: str) -> object | None:
+    """A module-level literal `NAME = ...` of a submission file, parsed with ast, never executed
+    (None when absent, not a literal, or unreadable): how the harness reads CITATION, REPORTED
+    and NEEDS_TRAINING without running a user's code in its own process."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "__init__.py"
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    found = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            try:
+                found = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                found = None
+    return found
+
+
+def declares_no_training(ref: SubmissionRef) -> bool:
+    """True when the submission says `NEEDS_TRAINING = False` (e.g. a random-policy reference, or
+    weights shipped beside the code): its runs without --checkpoint stay reportable."""
+    return static_constant(ref.path, "NEEDS_TRAINING") is False
+
+
 def _hash_folder(folder: Path) -> str:
     h = hashlib.sha256()
     for f in sorted(folder.rglob("*.py")):
@@ -82,7 +116,7 @@ def load_module(ref: SubmissionRef) -> ModuleType:
     folder = str(ref.path if ref.is_package else ref.path.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    kwargs = {"submission_search_locations": [str(ref.path)]} if ref.is_package else {}
+    kwargs = {"submodule_search_locations": [str(ref.path)]} if ref.is_package else {}
     spec = importlib.util.spec_from_file_location(name, ref.entry_file, **kwargs)
     if spec is None or spec.loader is None:
         raise SubmissionError(f"cannot import {ref.entry_file}")

@@ -10,6 +10,7 @@ for concurrent writers, so cells need no coordination.
 from __future__ import annotations
 
 import glob
+import re
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -25,7 +26,15 @@ class Cell:
     seed: int
 
     def label(self) -> str:
-        return f"{self.task} {Path(self.model).stem if self.model.endswith('.py') else Path(self.model).name} seed {self.seed}"
+        return f"{self.task} {self.method} seed {self.seed}"
+
+    @property
+    def method(self) -> str:
+        """The name the store gives the method (snnbench.submission.resolve's rule)."""
+        path = Path(self.model)
+        if not self.model.endswith(".py"):
+            return path.name
+        return path.parent.name if path.stem == "submission" else path.stem
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,50 @@ def run(
     if bar is not None:
         bar.close()
     return results
+
+
+_RESULT_RE = re.compile(r"^result ([0-9a-f]{12}) -> ", re.M)
+
+
+def result_id_of(result: CellResult) -> str | None:
+    """The result id the cell's evaluate printed (its last `result <id> -> store` line)."""
+    found = _RESULT_RE.findall(result.tail)
+    return found[-1] if found else None
+
+
+def summary_table(results: list[CellResult], store: str) -> str:
+    """One line per cell with its headline figures, read back from the store: what a sweep made."""
+    import pandas as pd
+    from tabulate import tabulate
+
+    from snnbench.cite import headline
+    from snnbench.store import Store
+
+    try:
+        metrics = Store(store).read(skip_corrupt=True).metrics
+    except Exception:  # the table is a convenience; the store is the record
+        metrics = pd.DataFrame()
+    rows = []
+    for r in results:
+        rid = result_id_of(r)
+        figures = headline(metrics[metrics["result_id"] == rid]) if rid and len(metrics) else {}
+        acc = figures.get("accuracy", figures.get("episode_return_mean"))
+        rows.append(
+            [
+                r.cell.task,
+                r.cell.method,
+                r.cell.seed,
+                "ok" if r.exit_code == 0 else f"exit {r.exit_code}",
+                "–" if acc is None else f"{acc:.4g}",
+                "–" if "spikes_per_sample" not in figures else f"{figures['spikes_per_sample']:.4g}",
+                "–"
+                if "energy_uj_per_sample[horowitz45nm-fp32]" not in figures
+                else f"{figures['energy_uj_per_sample[horowitz45nm-fp32]']:.4g}",
+                rid or "–",
+            ]
+        )
+    headers = ["task", "model", "seed", "status", "accuracy/return", "spikes/sample", "µJ/sample", "result"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _run_ray(work, address: str) -> list[CellResult]:

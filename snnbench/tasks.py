@@ -16,8 +16,10 @@ from typing import Any
 
 import tomllib
 
+from snnbench.metrics.registry import FAMILIES
+
 KINDS = ("classification", "rl")
-METRIC_FAMILIES = ("accuracy", "activity", "energy", "latency", "footprint", "robustness", "privacy", "rl")
+METRIC_FAMILIES = tuple(FAMILIES)
 REQUIRED_KEYS = (
     "id",
     "version",

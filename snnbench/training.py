@@ -7,11 +7,13 @@ loads into build(task)'s model.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from snnbench.data import load_split
 from snnbench.encoding import encoder_for
+from snnbench.frameworks import reset_state
 from snnbench.sandbox import GlobalTorchState, build_seeded
 from snnbench.submission import SubmissionRef, file_sha256
 
@@ -32,6 +35,7 @@ class Budget:
     lr: float = 2e-3
     batch_size: int = 64
     wall_time_s: float | None = None
+    device: str = "cpu"
 
 
 @dataclass
@@ -43,11 +47,13 @@ class TrainingData:
     timesteps: int
     seed: int = 0
     history: list[dict] = field(default_factory=list)
+    _calls: int = field(default=0, repr=False)
 
     def loader(self, batch_size: int = 64, shuffle: bool = True):
-        """Yield (x [T, B, ...], y [B]) batches; reshuffled every call, reproducibly for the seed."""
-        epoch = len(self.history)
-        gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        """Yield (x [T, B, ...], y [B]) batches; every call draws a new order (and new Poisson
+        spikes), reproducibly for the seed, whether or not the recipe appends to `history`."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self._calls)
+        self._calls += 1
         encoder = encoder_for(self.task)
         loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=shuffle, generator=gen)
         for x, y in loader:
@@ -63,6 +69,8 @@ def default_train(
     model: nn.Module, task, data: TrainingData, budget: Budget, progress: bool = True
 ) -> nn.Module:
     """Adam + cross-entropy on the time-averaged output, BPTT through the surrogate gradients."""
+    device = torch.device(budget.device)
+    model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=budget.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, budget.epochs))
     loss_fn = nn.CrossEntropyLoss()
@@ -77,6 +85,8 @@ def default_train(
         seen = correct = 0
         total_loss = 0.0
         for x, y in data.loader(budget.batch_size):
+            x, y = x.to(device), y.to(device)
+            reset_state(model)  # state kept in modules (snnTorch, SpikingJelly): one graph per batch
             logits = readout(model(x))
             loss = loss_fn(logits, y)
             optimiser.zero_grad(set_to_none=True)
@@ -91,7 +101,7 @@ def default_train(
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         if budget.wall_time_s and time.monotonic() - started > budget.wall_time_s:
-            break
+            break  # recorded: train() compares the epochs done with budget.epochs
     if bar is not None:
         bar.close()
     model.eval()
@@ -105,10 +115,64 @@ class TrainResult:
     seconds: float
     history: list[dict]
     recipe: str
+    record: dict = field(default_factory=dict)
+
+    @property
+    def budget_complete(self) -> bool:
+        return bool(self.record.get("budget_complete", True))
 
 
 def default_checkpoint_path(task_id: str, method: str, seed: int, timesteps: int) -> Path:
     return Path("checkpoints") / task_id / f"{method}-seed{seed}-T{timesteps}.pt"
+
+
+def record_path(checkpoint: str | Path) -> Path:
+    """The training record written beside a checkpoint: `<checkpoint>.json`."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + ".json")
+
+
+def checkpoint_bytes(state_dict: dict) -> bytes:
+    """The serialised state_dict, byte-identical for identical weights.
+
+    torch.save to a path names the zip archive's records after the file it writes to (here a
+    random temporary name), so the same weights gave a different file, hash and result id on every
+    training; saved to a buffer the archive is always called "archive".
+    """
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
+    return buffer.getvalue()
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def read_record(checkpoint: str | Path, checkpoint_sha256: str | None = None) -> dict | None:
+    """The training record of a checkpoint, if one was written for exactly these bytes."""
+    path = record_path(checkpoint)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if checkpoint_sha256 is not None and record.get("checkpoint_sha256") != checkpoint_sha256:
+        return None  # the checkpoint was replaced after this record was written
+    return record
+
+
+def _epochs_done(history: list[dict]) -> int | None:
+    epochs = [h["epoch"] for h in history if isinstance(h, dict) and isinstance(h.get("epoch"), int)]
+    return max(epochs) if epochs else None
 
 
 def train(
@@ -120,14 +184,25 @@ def train(
     data_root: str | None = None,
     out: str | Path | None = None,
     epochs: int | None = None,
+    wall_time_s: float | None = None,
+    device: str = "cpu",
     progress: bool = True,
 ) -> TrainResult:
-    """Train `ref` on `task`'s training split and write its state_dict atomically to `out`."""
+    """Train `ref` on `task`'s training split; write its state_dict and a training record beside it.
+
+    The checkpoint bytes depend only on the weights, so the same seed, code and machine give the
+    same checkpoint hash and the same result id. The record (`<checkpoint>.json`) says which recipe
+    ran under which budget, how long it took, and whether a wall-time cap cut it short; evaluation
+    copies that into the run row.
+    """
     steps = timesteps or task.timesteps
     split = None if task.kind == "rl" else load_split(task, "train", data_root, steps)
     spec = dict(task.train)
     if epochs is not None:
         spec["epochs"] = epochs
+    if wall_time_s is not None:
+        spec["wall_time_s"] = wall_time_s
+    spec["device"] = device
     budget = Budget(**{k: v for k, v in spec.items() if k in Budget.__dataclass_fields__})
     state = GlobalTorchState.capture()
     module, model = build_seeded(ref, task, seed, state)
@@ -150,10 +225,45 @@ def train(
         model = default_train(model, task, data, budget, progress)
     seconds = time.monotonic() - started
     state.restore()
+    history = data.history if data else history
     path = Path(out) if out else default_checkpoint_path(task.id, ref.method, seed, steps)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    os.close(fd)
-    torch.save(model.state_dict(), tmp_name)
-    os.replace(tmp_name, path)
-    return TrainResult(path, file_sha256(path), seconds, data.history if data else history, recipe)
+    payload = checkpoint_bytes(model.state_dict())
+    _write_atomic(path, payload)
+    sha = file_sha256(path)
+    done = _epochs_done(history)
+    cut_by_clock = bool(budget.wall_time_s) and seconds >= float(budget.wall_time_s)
+    complete = not cut_by_clock and (done is None or done >= budget.epochs)
+    record = {
+        "task": task.id,
+        "task_version": task.version,
+        "method": ref.method,
+        "submission_sha256": ref.sha256,
+        "checkpoint_sha256": sha,
+        "seed": seed,
+        "timesteps": steps,
+        "recipe": recipe,
+        "budget": asdict(budget),
+        "epochs_completed": done,
+        "budget_complete": complete,
+        "stopped_by": "wall_time_s" if cut_by_clock else None,
+        "train_wall_time_s": round(seconds, 3),
+        "history": _jsonable(history),
+    }
+    _write_atomic(record_path(path), json.dumps(record, indent=1, sort_keys=True).encode())
+    return TrainResult(path, sha, seconds, history, recipe, record)
+
+
+def _jsonable(history: list[dict]) -> list[dict]:
+    """History entries as JSON can hold them (numbers and strings; tensors become floats)."""
+    out = []
+    for entry in history:
+        if not isinstance(entry, dict):
+            continue
+        clean = {}
+        for k, v in entry.items():
+            if isinstance(v, torch.Tensor) and v.numel() == 1:
+                v = v.item()
+            if isinstance(v, (int, float, str, bool)) or v is None:
+                clean[str(k)] = v
+        out.append(clean)
+    return out

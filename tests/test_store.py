@@ -21,6 +21,7 @@ import pytest
 
 import snnbench
 from snnbench.store import (
+    COMMITTED_STORE,
     METRICS_SCHEMA,
     RUN_SCHEMA,
     CorruptStoreError,
@@ -500,7 +501,13 @@ def test_write_log_is_atomic_and_replaces(tmp_path):
 
 def test_default_store_path(tmp_path, monkeypatch):
     monkeypatch.delenv("SNNBENCH_STORE", raising=False)
-    assert default_store_path() == Path("leaderboard") / "results"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # a user's runs never land in the git-tracked baselines store by default
+    assert default_store_path() == tmp_path / "xdg" / "snnbench" / "results"
+    assert default_store_path() != COMMITTED_STORE
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_store_path() == tmp_path / "home" / ".local" / "share" / "snnbench" / "results"
     monkeypatch.setenv("SNNBENCH_STORE", str(tmp_path / "env"))
     assert default_store_path() == tmp_path / "env"
     assert default_store_path(tmp_path / "cli") == tmp_path / "cli"

@@ -478,3 +478,23 @@ def robustness_subset(dataset, task) -> tuple[Tensor, Tensor, Tensor | None, Ten
     if not (isinstance(mean, Tensor) and isinstance(std, Tensor)):
         mean = std = None
     return inputs, labels, mean, std
+
+
+def collect(box, task, dataset, timesteps: int, seed: int) -> list[MetricRow]:
+    """The registry's entry point: section 4 on the first `[robustness] samples` test items, after
+    the clean pass (probes detached, so attack forwards are not counted as activity); the labels
+    stay in this process and only cotangents cross into the submission's."""
+    from snnbench.encoding import encoder_for
+
+    inputs, labels, mean, std = robustness_subset(dataset, task)
+    return robustness_rows(
+        SandboxOracle(box),
+        task,
+        inputs,
+        labels,
+        encoder_for(task),
+        timesteps,
+        seed,
+        pixel_mean=mean,
+        pixel_std=std,
+    )
