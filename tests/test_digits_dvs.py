@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from snnbench.data import digits_dvs
+from snnbench.data.digits import digits_arrays, split_indices
 from snnbench.data.digits_dvs import DEFAULT, SaccadeDVS, frame_spec, generate, load_events, load_frames
-from snnbench.data.embedded import digits_arrays, split_indices
 from snnbench.data.frames import EVENT_DTYPE
 
 SUBSET = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
@@ -211,7 +211,7 @@ def test_cache_is_used_on_second_load_and_shared_across_timesteps(monkeypatch, s
 
 
 def test_cache_key_changes_with_every_parameter():
-    from snnbench.data.frames import cache_path
+    from snnbench.data.cache import cache_path
 
     source = "src"
     base = cache_path("digits-dvs", digits_dvs._events_repr(DEFAULT), source, "events")

@@ -1,4 +1,4 @@
-"""The embedded reader: digits and digits-dvs splits, items, the shared split, check()."""
+"""The embedded readers (snnbench.data.digits, digits_dvs): splits, items, the shared split, check()."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from snnbench.data import DataStatus, Split, check, digits_dvs, load_split
-from snnbench.data import embedded as reader
+from snnbench.data import digits as reader
 from snnbench.data.frames import make_events
 from snnbench.tasks import get_task
 
@@ -138,5 +138,7 @@ def test_reader_refuses_other_sources_and_splits():
     with pytest.raises(ValueError, match="split must be"):
         reader.load(task, "val")
     other = replace(task, data={**task.data, "source": "cifar10"})
-    with pytest.raises(DataError, match="embedded reader serves digits"):
+    with pytest.raises(DataError, match="the digits reader serves digits, not 'cifar10'"):
         reader.load(other, "train")
+    with pytest.raises(DataError, match="the digits-dvs reader serves digits-dvs, not 'cifar10'"):
+        digits_dvs.load(other, "train")

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from snnbench.data import DataError, check, events, load_split
-from snnbench.data.frames import cache_path
+from snnbench.data import DataError, DataMissing, check, cifar10dvs, decoders, framecache, load_split
+from snnbench.data.cache import cache_path
 from snnbench.tasks import get_task
 from tests.conftest import EVENTS_DATA
 from tests.fixtures_writers import (
@@ -144,9 +144,19 @@ def test_cifar10dvs_partial_against_the_published_total(tmp_path):
 def test_cifar10dvs_missing(tmp_path):
     st = check(get_task("cifar10dvs"), tmp_path)
     assert st.word == "missing" and "CIFAR10DVS/<class>/*.aedat" in st.detail and "SNNBENCH_DATA" in st.detail
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataMissing) as err:  # a type of its own: nothing matches the message text
         load_split(get_task("cifar10dvs"), "test", tmp_path)
     one_line_naming(err, tmp_path / "CIFAR10DVS")
+
+
+def test_missing_is_told_from_damage_by_type_not_by_message(tmp_path):
+    """A damaged file whose message happens to say "not found" is corrupt, not missing."""
+    from snnbench.data.common import damaged, missing, status_from_error
+
+    lookalike = damaged(tmp_path / "x.aedat", "not found; expected something")
+    assert not isinstance(lookalike, DataMissing)
+    assert status_from_error(lookalike, tmp_path).word == "corrupt"
+    assert status_from_error(missing(tmp_path, "a layout"), tmp_path).word == "missing"
 
 
 def _garble_header(path):
@@ -202,8 +212,8 @@ def test_aedat2_header_with_lf_line_ends_is_parsed_without_tonic(tmp_path):
     ev = random_events(np.random.default_rng(0), 40, 128, 128)
     path = write_aedat2(tmp_path / "x.aedat", ev)
     path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n", 4))  # tonic's header parse needs CRLF
-    assert events.aedat_header(path) == (2.0, path.read_bytes().index(b"us\n") + 3)
-    got = events.decode(path, "aedat2", (128, 128))
+    assert decoders.aedat_header(path) == (2.0, path.read_bytes().index(b"us\n") + 3)
+    got = decoders.decode(path, "aedat2", (128, 128))
     for name in ("x", "y", "t", "p"):
         np.testing.assert_array_equal(got[name], ev[name])
 
@@ -228,7 +238,7 @@ def test_second_load_reads_the_cache_and_never_decodes(tmp_path, monkeypatch, ca
     def boom(*a, **k):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(events, "decode", boom)
+    monkeypatch.setattr(decoders, "decode", boom)
     with pytest.warns(UserWarning):
         second = load_split(task, "train", tmp_path).dataset
     assert "binning events" not in capsys.readouterr().err
@@ -255,15 +265,15 @@ def test_second_load_reads_the_cache_and_never_decodes(tmp_path, monkeypatch, ca
 def test_process_pool_first_pass_matches_in_process(tmp_path, monkeypatch):
     write_cifar10dvs(tmp_path, per_class=5)
     task = c10_task(per_class=5)
-    found = events.scan(task, tmp_path)
+    found = cifar10dvs.scan(task, tmp_path)
     recs = [r for r in found.recordings if r.split == "train"]
-    pooled = events.build_frames(task, recs, found.folder, 10, progress=False, n_workers=2)
+    pooled = framecache.build_frames(task, recs, found.folder, 10, progress=False, n_workers=2)
     assert len(pooled) == 40 and all(
         cache_path("cifar10dvs", pooled.transform, e.source_hash, e.cache_label).is_file()
         for e in pooled.entries
     )
     monkeypatch.setenv("SNNBENCH_CACHE", str(tmp_path / "cache2"))
-    serial = events.build_frames(task, recs, found.folder, 10, progress=False, n_workers=1)
+    serial = framecache.build_frames(task, recs, found.folder, 10, progress=False, n_workers=1)
     assert all(torch.equal(pooled[i][0], serial[i][0]) for i in range(len(serial)))
 
 
@@ -357,7 +367,7 @@ def test_dvsgesture_original_release_samples_from_labels_csv(tmp_path, subdir):
 def test_aedat31_decoder_skips_special_and_invalid_events(tmp_path):
     ev = random_events(np.random.default_rng(2), 100, 128, 128, 50_000, t0=(1 << 31) + 5)
     path = write_aedat31(tmp_path / "x.aedat", ev, packet_events=16, invalid_every=5)
-    got = events.decode(path, "aedat31", (128, 128))
+    got = decoders.decode(path, "aedat31", (128, 128))
     keep = np.arange(100) % 5 != 4
     for name in ("x", "y", "t", "p"):
         np.testing.assert_array_equal(got[name], ev[name][keep])
@@ -496,9 +506,9 @@ def test_ncaltech101_damage(tmp_path):
 @pytest.mark.parametrize("tid", ["cifar10dvs", "nmnist", "dvsgesture", "ncaltech101"])
 def test_task_files_pin_the_frame_parameters(tid):
     task = get_task(tid)
-    assert task.encoding["frames"] == repr(events.frame_spec(task))
+    assert task.encoding["frames"] == repr(framecache.frame_spec(task))
     _, h, w = task.input_shape
-    assert events.frame_spec(task).shape == (task.timesteps, 2, h, w)
+    assert framecache.frame_spec(task).shape == (task.timesteps, 2, h, w)
 
 
 def test_changed_frame_parameters_refuse_to_run(tmp_path):
@@ -555,7 +565,7 @@ def test_real_nmnist_recording_through_the_reader(tmp_path, real_events):
 
 def test_real_aedat4_recording_through_the_reader(tmp_path, real_events):
     real = real_events / "sample.aedat4"
-    got = events.decode(real, "aedat4", (320, 240))
+    got = decoders.decode(real, "aedat4", (320, 240))
     assert len(got) == 111_954 and int(got["x"].max()) == 319 and int(got["y"].max()) == 239
     assert set(np.unique(got["p"]).tolist()) <= {0, 1} and np.all(np.diff(got["t"]) >= 0)
     # as a CIFAR10-DVS recording it comes from the wrong sensor: corrupt, naming the file

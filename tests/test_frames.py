@@ -1,4 +1,4 @@
-"""Event-to-frame binning (EventFrames) and the derived-array cache (snnbench.data.frames)."""
+"""Event-to-frame binning (snnbench.data.frames) and the derived-array cache (snnbench.data.cache)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,8 @@ import numpy as np
 import pytest
 
 from snnbench.data import cache_root
-from snnbench.data.frames import (
-    EVENT_DTYPE,
-    EventFrames,
-    cache_key,
-    cache_path,
-    cached,
-    content_hash,
-    events_to_frames,
-    load_cached,
-    make_events,
-    save_cached,
-)
+from snnbench.data.cache import cache_key, cache_path, cached, content_hash, load_cached, save_cached
+from snnbench.data.frames import EVENT_DTYPE, EventFrames, events_to_frames, make_events
 
 pytestmark = pytest.mark.usefixtures("private_cache")  # each test caches on its own
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from snnbench.data import DataError, check, load_split
-from snnbench.data.static import channel_stats
+from snnbench.data import DataError, DataMissing, check, load_split
+from snnbench.data.images import channel_stats
 from snnbench.tasks import get_task
 from tests.fixtures_writers import (
     truncate,
@@ -87,6 +87,7 @@ def test_cifar10_files_smaller_than_published_are_partial(tmp_path):
     st = check(task, tmp_path)
     assert st.word == "partial", st
     assert st.detail.startswith("26 of 60000 images"), st.detail
+    assert st.summary == "partial (26 of 60000 images)"  # what `snnbench tasks` shows
     assert "data_batch_1 holds 4 of 10000 images" in st.detail and "test_batch holds 6 of 10000" in st.detail
     with pytest.warns(UserWarning, match="not reportable") as caught:
         split = load_split(task, "test", tmp_path)
@@ -135,7 +136,7 @@ def test_cifar10_missing_names_layout_and_setting(tmp_path):
     task = get_task("cifar10")
     st = check(task, tmp_path)
     assert st.word == "missing" and "cifar-10-batches-py" in st.detail and "SNNBENCH_DATA" in st.detail
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataMissing) as err:
         load_split(task, "test", tmp_path)
     assert_one_line_naming(err, "set --data-root or SNNBENCH_DATA")
     assert "data_batch_1" in str(err.value)

@@ -1,5 +1,20 @@
 """Dataset registry: every task's `[data] source` names a reader module here.
 
+The package is laid out as tonic is: file-format decoders apart from dataset layouts.
+
+    base.py          DataError / DataMissing, Split, DataStatus, data_root, cache_root (no imports)
+    common.py        one-line errors, status from an error, file fingerprints, the parallel first pass
+    cache.py         the on-disk cache of derived arrays (content hashes, atomic .npz entries)
+    frames.py        events -> frames (EventFrames, tonic's binning)
+    decoders.py      event file formats: AEDAT 2.0, AEDAT 3.1, AEDAT 4, N-MNIST/N-Caltech101 .bin, npy
+    recordings.py    what every event layout shares: Recording / Scan, class-folder scans, the reader
+    framecache.py    binning recordings into frames on a process pool, one cache file per recording
+    splits.py        frozen train/test splits and their pinned hashes
+    images.py        what the static-image layouts share: ImageDataset, channel statistics
+    cifar.py, tinyimagenet.py, cifar10dvs.py, nmnist.py, dvsgesture.py, ncaltech101.py
+                     one module per dataset layout (load() and check())
+    digits.py        the embedded digits (shared by digits and digits-dvs); digits_dvs.py emulates events
+
 A reader module exposes two functions:
 
     load(task, split, root, timesteps) -> Split      # split is "train" or "test"
@@ -7,71 +22,50 @@ A reader module exposes two functions:
 
 Items of `Split.dataset` are `(x, y)`: x a float tensor before encoding (static images [C,H,W],
 or event frames [T,C,H,W] already binned into `timesteps` bins), y an int label. Readers never
-download: a missing dataset is a DataError whose message names the expected layout and the
-`--data-root` / SNNBENCH_DATA setting; a damaged file is a DataError naming the file.
+download: a missing dataset is a DataMissing (a DataError) whose message names the expected layout
+and the `--data-root` / SNNBENCH_DATA setting; a damaged file is a DataError naming the file.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from torch.utils.data import Dataset
+from snnbench.data.base import (
+    STATUS_WORDS,
+    DataError,
+    DataMissing,
+    DataStatus,
+    Split,
+    cache_root,
+    data_root,
+)
+
+__all__ = [
+    "READERS",
+    "STATUS_WORDS",
+    "DataError",
+    "DataMissing",
+    "DataStatus",
+    "Split",
+    "cache_root",
+    "check",
+    "data_root",
+    "load_split",
+]
 
 # source -> module (relative to snnbench.data) implementing load() and check().
 READERS: dict[str, str] = {
-    "digits": "embedded",
-    "digits-dvs": "embedded",
-    "cifar10": "static",
-    "cifar100": "static",
-    "tinyimagenet": "static",
-    "cifar10dvs": "events",
-    "nmnist": "events",
-    "dvsgesture": "events",
-    "ncaltech101": "events",
+    "digits": "digits",
+    "digits-dvs": "digits_dvs",
+    "cifar10": "cifar",
+    "cifar100": "cifar",
+    "tinyimagenet": "tinyimagenet",
+    "cifar10dvs": "cifar10dvs",
+    "nmnist": "nmnist",
+    "dvsgesture": "dvsgesture",
+    "ncaltech101": "ncaltech101",
 }
-
-STATUS_WORDS = ("present", "partial", "missing", "corrupt", "embedded")
-
-
-class DataError(RuntimeError):
-    """Data missing or damaged. str(err) is one line that names the file or layout and the fix."""
-
-
-@dataclass
-class Split:
-    """A loaded split. `reportable` is False for partial data: its runs are marked not citable."""
-
-    dataset: Dataset
-    status: str = "present"
-    reportable: bool = True
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class DataStatus:
-    """What `snnbench data check` prints for one task: a status word, where it looked, details."""
-
-    word: str
-    folder: str
-    detail: str = ""
-    layout: str = ""
-
-
-def data_root(explicit: str | os.PathLike | None = None) -> Path:
-    """--data-root wins over SNNBENCH_DATA, which wins over ~/data."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("SNNBENCH_DATA")
-    return Path(env).expanduser() if env else Path.home() / "data"
-
-
-def cache_root() -> Path:
-    """Where derived arrays (emulated events, binned frames) are cached: SNNBENCH_CACHE or ~/.cache/snnbench."""
-    env = os.environ.get("SNNBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "snnbench"
 
 
 def _reader(task):

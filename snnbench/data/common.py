@@ -1,4 +1,4 @@
-"""Helpers shared by the real-dataset readers (static.py, events.py): status words, one-line errors,
+"""Helpers shared by the real-dataset readers (cifar, tinyimagenet and the event layouts): status words, one-line errors,
 cheap file fingerprints for cache keys, and the parallel first pass with a progress bar.
 
 Cache keys of derived arrays (decoded images, binned frames, normalisation statistics) use a cheap
@@ -17,7 +17,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TypeVar
 
-from snnbench.data import DataError, DataStatus
+from snnbench.data.base import DataError, DataMissing, DataStatus
+from snnbench.data.cache import content_hash
 
 HINT = "set --data-root or SNNBENCH_DATA"
 WORKERS_ENV = "SNNBENCH_DATA_WORKERS"
@@ -31,9 +32,9 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def missing(folder: Path, layout: str) -> DataError:
+def missing(folder: Path, layout: str) -> DataMissing:
     """The error for a dataset that is not there: names the folder, the expected layout and the fix."""
-    return DataError(one_line(f"{folder}: not found; expected {layout}; {HINT}"))
+    return DataMissing(one_line(f"{folder}: not found; expected {layout}; {HINT}"))
 
 
 def damaged(path: Path, what: str) -> DataError:
@@ -47,10 +48,9 @@ def from_os_error(exc: OSError) -> DataError:
 
 
 def status_from_error(err: DataError, folder: Path, layout: str = "") -> DataStatus:
-    """check()'s report for a scan that raised: `missing` when the folder or layout is absent."""
-    text = str(err)
-    word = "missing" if ": not found;" in text else "corrupt"
-    return DataStatus(word, str(folder), text, layout)
+    """check()'s report for a scan that raised: `missing` for a DataMissing, else `corrupt`."""
+    word = "missing" if isinstance(err, DataMissing) else "corrupt"
+    return DataStatus(word, str(folder), str(err), layout)
 
 
 def partial_detail(n: int, total: int, unit: str) -> str:
@@ -59,8 +59,6 @@ def partial_detail(n: int, total: int, unit: str) -> str:
 
 def fingerprint(paths: Iterable[str | Path], base: str | Path) -> str:
     """Cheap content key of files: sha256 over "<path relative to base> <size> <mtime_ns>" lines."""
-    from snnbench.data.frames import content_hash
-
     prefix = os.path.join(os.fspath(base), "")
     lines = []
     for p in paths:

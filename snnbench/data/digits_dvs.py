@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from snnbench.data import cache_root
-from snnbench.data.embedded import digits_arrays, source_hash, split_indices
-from snnbench.data.frames import EventFrames, cache_path, cached, content_hash, make_events
+from snnbench.data.base import DataError, DataStatus, Split, cache_root
+from snnbench.data.cache import cache_path, cached, content_hash
+from snnbench.data.digits import ArrayDataset, digits_arrays, positions, source_hash, split_indices
+from snnbench.data.frames import EventFrames, make_events
 
 DATASET_ID = "digits-dvs"
 # Bump when the emulation code changes what it produces for the same parameters.
@@ -347,6 +348,34 @@ def cache_report(timesteps: int, emulator: SaccadeDVS = DEFAULT) -> str:
     if events:
         return f"emulated events cached; T={timesteps} frames are binned on first load"
     return "not generated yet: events are emulated and cached on first load"
+
+
+# ---------------------------------------------------------------- reader contract
+
+
+def load(task, split: str, root: Path | None = None, timesteps: int | None = None) -> Split:
+    """The split of the `digits-dvs` task: x float32 [T, 2, 32, 32] event counts, T = `timesteps`
+    (default the task's). `root` is unused: the data is embedded."""
+    source = task.data.get("source")
+    idx = positions(split)
+    if source != DATASET_ID:
+        raise DataError(f"task {task.id}: the digits-dvs reader serves digits-dvs, not {source!r}")
+    t_bins = int(timesteps or task.timesteps)
+    if t_bins < 1:
+        raise DataError(f"task {task.id}: timesteps must be >= 1, got {t_bins}")
+    _, labels = digits_arrays()
+    return Split(ArrayDataset(load_frames(t_bins, indices=idx), labels[idx], idx), status="embedded")
+
+
+def check(task, root: Path | None = None) -> DataStatus:
+    """Embedded data is always there; the detail says whether events and frames are cached."""
+    source = task.data.get("source")
+    if source != DATASET_ID:
+        return DataStatus("missing", "(embedded)", f"the digits-dvs reader has no data source {source!r}")
+    try:
+        return DataStatus("embedded", str(cache_folder()), cache_report(task.timesteps))
+    except Exception as exc:  # check() reports, it never raises
+        return DataStatus("corrupt", str(cache_root()), f"{type(exc).__name__}: {exc}")
 
 
 # ---------------------------------------------------------------- difficulty yardstick

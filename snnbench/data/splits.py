@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from snnbench.data import DataError
+from snnbench.data.base import DataError
 
 TRAIN_PARTS, OF_PARTS = 9, 10  # first floor(9n/10) of each class train, the rest test
 PIN_FIELD = "test_list_sha256"
