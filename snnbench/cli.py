@@ -354,8 +354,14 @@ def cmd_data(args) -> int:
             print(f"{task.id:14s} error     {exc}")
             worst = 1
             continue
-        extra = "; ".join(s for s in (st.layout, st.detail) if s)
-        print(f"{task.id:14s} {st.word:9s} {st.folder}" + (f"  ({extra})" if extra else ""))
+        folder = str(st.folder)
+        parts = []
+        for text in (st.layout, st.detail):  # say the folder once, at the start of the line
+            text = (text or "").replace(f"{folder}: ", "").replace(f"{folder}/", "").strip()
+            if text and text not in parts:
+                parts.append(text)
+        extra = "; ".join(parts)
+        print(f"{task.id:14s} {st.word:9s} {folder}" + (f"  ({extra})" if extra else ""))
         if st.word == "corrupt":
             worst = 1
     return worst
