@@ -31,7 +31,10 @@ def test_builds_and_runs_any_number_of_steps_on_digits():
     model = sub.build(task).eval()
     for steps in (1, task.timesteps, 16):
         assert model(torch.rand(steps, 3, *task.input_shape)).shape == (steps, 3, task.outputs)
-    assert sub.REPORTED == {} and "jiang2022noise" in sub.CITATION
+    assert (
+        sub.REPORTED["training time saved vs spike-based BP, low"] == 0.65
+        and "jiang2022noise" in sub.CITATION
+    )
 
 
 def test_training_step_fires_heaviside_of_current_plus_gaussian_noise_minus_threshold():
