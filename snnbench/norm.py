@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class TimeBatchNorm(nn.Module):
+class TimeBatchNorm(nn.modules.batchnorm._NormBase):
     """Batch norm with separate statistics and scale per timestep (input [T, B, C, *spatial]).
 
     `timesteps` is the most steps the layer serves; a call with T < timesteps uses the first T
@@ -25,7 +25,8 @@ class TimeBatchNorm(nn.Module):
     single set of statistics and scale serves every step (the statistics then pool all T*B
     samples, like MultiStep(nn.BatchNorm2d)). Parameters: `weight` [S, C] (gamma, initialised to
     `init_weight`), `bias` [S, C] only if `shift`; buffers `running_mean`, `running_var` [S, C],
-    where S = timesteps, or 1 if shared.
+    where S = timesteps, or 1 if shared. It subclasses torch's _NormBase (with [S, C] tensors in
+    place of [C]) so that tools that recognise norm layers (snnbench's activity probe) see one.
     """
 
     def __init__(
@@ -39,20 +40,22 @@ class TimeBatchNorm(nn.Module):
         momentum: float = 0.1,
         init_weight: float = 1.0,
     ) -> None:
-        super().__init__()
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
-        self.num_features = int(num_features)
+        super().__init__(
+            int(num_features), float(eps), float(momentum), affine=True, track_running_stats=True
+        )
         self.timesteps = int(timesteps)
         self.shared = bool(shared)
-        self.eps = float(eps)
-        self.momentum = float(momentum)
         slots = 1 if shared else self.timesteps
-        self.weight = nn.Parameter(torch.full((slots, num_features), float(init_weight)))
-        self.bias = nn.Parameter(torch.zeros(slots, num_features)) if shift else None
-        self.register_buffer("running_mean", torch.zeros(slots, num_features))
-        self.register_buffer("running_var", torch.ones(slots, num_features))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        self.weight = nn.Parameter(torch.full((slots, self.num_features), float(init_weight)))
+        if shift:
+            self.bias = nn.Parameter(torch.zeros(slots, self.num_features))
+        else:
+            del self.bias
+            self.register_parameter("bias", None)
+        self.running_mean = torch.zeros(slots, self.num_features)
+        self.running_var = torch.ones(slots, self.num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 3 or x.shape[2] != self.num_features:
