@@ -102,16 +102,26 @@ def test_early_exit_stops_where_output_gamma_falls_below_threshold():
 
 
 def test_cli_train_and_evaluate_end_to_end(tmp_path):
-    ckpt = tmp_path / "b.pt"
-    sub = str(SUB)
+    """snnbench train (1 epoch) then evaluate (--limit 32) into a temporary store: the run is ok,
+    the checkpoint is trained weights that load into build(task), activity is counted."""
+    ckpt = tmp_path / "c.pt"
+    model = str(SUB)
     assert (
-        main(["train", "--task", "digits", "--model", sub, "--out", str(ckpt), "--epochs", "1", "--quiet"])
+        main(["train", "--task", "digits", "--model", model, "--out", str(ckpt), "--epochs", "1", "--quiet"])
         == 0
     )
     store = tmp_path / "store"
-    args = ["evaluate", "--task", "digits", "--model", sub, "--checkpoint", str(ckpt), "--quiet"]
+    args = ["evaluate", "--task", "digits", "--model", model, "--checkpoint", str(ckpt), "--quiet"]
     assert main(args + ["--limit", "32", "--store", str(store)]) == 0
-    assert pd.read_parquet(store / "runs").iloc[0].status == "ok"
+    run = pd.read_parquet(store / "runs").iloc[0]
+    assert run.status == "ok" and run.checkpoint_sha256
     m = pd.read_parquet(store / "metrics")
-    acc = m[(m.metric == "accuracy") & m.condition.isna() & m.timestep.isna() & m.layer.isna()].value
-    assert float(acc.iloc[0]) > 0.3
+    overall = m.condition.isna() & m.timestep.isna() & m.layer.isna()
+    acc = float(m[(m.metric == "accuracy") & overall].value.iloc[0])
+    assert 0.0 <= acc <= 1.0
+    assert float(m[(m.metric == "spikes_per_sample") & overall].value.iloc[0]) > 0
+    state = torch.load(ckpt, weights_only=True)
+    torch.manual_seed(0)
+    fresh = _load().build(get_task("digits")).state_dict()
+    assert set(state) == set(fresh)
+    assert any(not torch.equal(state[k], fresh[k]) for k in fresh if fresh[k].is_floating_point())
