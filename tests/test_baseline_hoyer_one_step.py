@@ -74,7 +74,7 @@ def test_regularizer_is_the_sum_of_hoyer_squares():
     for m in model.spiking_layers():
         z = m.last_z.detach().reshape(6, -1).numpy()
         want += float(np.mean(np.abs(z).sum(1) ** 2 / (z**2).sum(1)))
-    assert float(model.regularizer()) == approx(want)
+    assert float(model.regularizer().detach()) == approx(want)
 
 
 def test_trains_a_few_steps():
