@@ -28,7 +28,7 @@ from snnbench.metrics.accuracy import accuracy_rows, stack_outputs
 from snnbench.metrics.latency import latency_rows
 from snnbench.sandbox import ChildFailure, Sandbox, SubmissionTimeout
 from snnbench.store import Store, result_id
-from snnbench.submission import SubmissionError, SubmissionRef, declares_no_training
+from snnbench.submission import SubmissionError, SubmissionRef, declared_timesteps, declares_no_training
 from snnbench.training import read_record
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -77,7 +77,7 @@ def evaluate(
     row is the hash of exactly what the child loads.
     """
     started = time.monotonic()
-    steps = timesteps or task.timesteps
+    steps = task.resolve_timesteps(timesteps, declared_timesteps(ref))
     families = registry.resolve(task.metrics, extra_metrics, task.kind)
     if task.kind == "rl":  # the environment is the data; --limit caps the number of episodes
         split, dataset = Split(dataset=None, status="embedded"), None

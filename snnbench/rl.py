@@ -90,8 +90,8 @@ class AtariFrames:
 def make_env(task) -> Any:
     """The task's environment (gymnasium API), with the action count checked against the task file."""
     gym = _gym()
-    data = task.data
-    source = data.get("source")
+    data = task.rl
+    source = task.data.source
     if source == "gymnasium":
         env = gym.make(data["env"])
     elif source == "ale":
@@ -160,8 +160,8 @@ def parse_seeds(spec: str | Sequence[int] | None, count: int) -> list[int]:
 
 def eval_seeds(task, episodes: int | None = None) -> list[int]:
     """The evaluation env seeds: the task's `seeds`, the first `episodes` of them (or extended by +1s)."""
-    count = int(task.data.get("episodes", 10))
-    seeds = parse_seeds(task.data.get("seeds"), count)
+    count = int(task.rl.episodes)
+    seeds = parse_seeds(task.rl.seeds, count)
     n = count if episodes is None else episodes
     if n < 1:
         raise RLError(f"episodes must be >= 1, got {n}")
@@ -263,7 +263,7 @@ def score_rows(returns: Sequence[float], lengths: Sequence[int] | None, task) ->
         MetricRow("episode_return_median", float(np.median(r)), "score", n=n),
         MetricRow("episode_return_std", float(np.std(r)), "score", n=n),
     ]
-    random_score, human_score = task.data.get("random_score"), task.data.get("human_score")
+    random_score, human_score = task.rl.random_score, task.rl.human_score
     if random_score is not None and human_score is not None:
         span = float(human_score) - float(random_score)
         rows.append(
@@ -299,7 +299,7 @@ def episode_rows(
         policy,
         task,
         eval_seeds(task, episodes),
-        epsilon=float(task.data.get("epsilon", 0.0)),
+        epsilon=float(task.rl.epsilon),
         seed=seed,
         timesteps=timesteps,
         parallel=parallel,

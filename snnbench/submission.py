@@ -91,6 +91,13 @@ def declares_no_training(ref: SubmissionRef) -> bool:
     return static_constant(ref.path, "NEEDS_TRAINING") is False
 
 
+def declared_timesteps(ref: SubmissionRef) -> int | None:
+    """`TIMESTEPS = N` in a submission: the T its method is defined at (e.g. a proxy-trained IF
+    network at 16 steps), used by train and evaluate when --timesteps is not given."""
+    value = static_constant(ref.path, "TIMESTEPS")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
 def _hash_folder(folder: Path) -> str:
     h = hashlib.sha256()
     for f in sorted(folder.rglob("*.py")):

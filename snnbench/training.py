@@ -24,7 +24,7 @@ from snnbench.data import load_split
 from snnbench.encoding import encoder_for
 from snnbench.frameworks import reset_state
 from snnbench.sandbox import GlobalTorchState, build_seeded
-from snnbench.submission import SubmissionRef, file_sha256
+from snnbench.submission import SubmissionRef, declared_timesteps, file_sha256
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def train(
     ran under which budget, how long it took, and whether a wall-time cap cut it short; evaluation
     copies that into the run row.
     """
-    steps = timesteps or task.timesteps
+    steps = task.resolve_timesteps(timesteps, declared_timesteps(ref))
     split = None if task.kind == "rl" else load_split(task, "train", data_root, steps)
     spec = dict(task.train)
     if epochs is not None:

@@ -67,7 +67,7 @@ def test_checkpoint_that_does_not_fit_fails_the_run(tmp_path, write_submission):
     )
     assert code == 1
     run = pd.read_parquet(tmp_path / "store" / "runs").iloc[0]
-    assert "does not load into build(task)'s model" in run.error
+    assert "does not fit build(task)'s model" in run.error
 
 
 def _evaluate_example(name: str, tmp_path: Path, task: str = "digits") -> Path:
@@ -123,7 +123,7 @@ def test_robustness_runs_when_asked_and_only_then(tmp_path, write_submission):
 
 def test_unknown_metric_family_is_a_usage_error(capsys):
     assert main(["evaluate", "--task", "digits", "--model", TEMPLATE, "--metrics", "vibes"]) == 2
-    assert "unknown family 'vibes'" in capsys.readouterr().err
+    assert "unknown metric family 'vibes'" in capsys.readouterr().err
 
 
 def test_rl_task_trains_and_evaluates_through_the_harness(tmp_path):

@@ -313,3 +313,36 @@ def test_no_readme_link_or_help_points_outside_the_repository():
     for path in (REPO / "snnbench").rglob("*.py"):
         assert "../shared" not in path.read_text(), path
     assert Path(REPO / "docs" / "PROTOCOLS.md").is_file() and Path(REPO / "docs" / "DATASETS.md").is_file()
+
+
+# ---------------------------------------------------------------- the typed task spec
+
+
+def test_task_sections_are_typed_and_unknown_keys_get_a_did_you_mean(tmp_path):
+    import dataclasses
+    import tomllib
+
+    from snnbench.tasks import TaskError, TrainSpec, parse_task
+
+    raw = tomllib.loads((REPO / "tasks" / "digits.toml").read_text())
+    task = parse_task(raw, "digits.toml")
+    assert isinstance(task.train, TrainSpec) and task.train.epochs == 30 and task.train.lr == 0.002
+    assert dict(task.train) == {"epochs": 30, "lr": 0.002, "batch_size": 64}  # unset knobs stay unset
+    assert task.robustness.samples == 256  # a default, kept in one place
+    raw["train"] = {**raw["train"], "epoch": 3}
+    with pytest.raises(TaskError, match=r"unknown key 'epoch' in \[train\] \(did you mean 'epochs'\?\)"):
+        parse_task(raw, "digits.toml")
+    raw["train"] = {"epochs": "many"}
+    with pytest.raises(TaskError, match=r"\[train\] epochs must be int"):
+        parse_task(raw, "digits.toml")
+    with pytest.raises(TaskError, match="unknown key 'sauce'"):
+        dataclasses.replace(task, data={**task.data, "sauce": 1})
+
+
+def test_a_submission_can_declare_its_timesteps(write_submission, tmp_path):
+    sub = write_submission("TIMESTEPS = 2\n" + PLAIN_TORCH)
+    argv = ["evaluate", "--task", "digits", "--model", str(sub), "--quiet", "--limit", "8"]
+    assert main([*argv, "--store", str(tmp_path / "a")]) == 0
+    assert pd.read_parquet(tmp_path / "a" / "runs").iloc[0].timesteps == 2
+    assert main([*argv, "--timesteps", "3", "--store", str(tmp_path / "b")]) == 0  # the flag wins
+    assert pd.read_parquet(tmp_path / "b" / "runs").iloc[0].timesteps == 3

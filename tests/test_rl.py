@@ -104,7 +104,7 @@ def test_vectorised_equals_sequential_with_epsilon():
 
 def test_epsilon_is_seeded():
     task = get_task("cartpole")
-    task = dataclasses.replace(task, data={**task.data, "epsilon": 0.5})
+    task = dataclasses.replace(task, rl={**task.rl, "epsilon": 0.5})
     a = rl.episode_rows(angle_policy, task, seed=1, episodes=4)
     b = rl.episode_rows(angle_policy, task, seed=1, episodes=4)
     c = rl.run_episodes(angle_policy, task, range(4), epsilon=0.5, seed=2)
@@ -122,7 +122,7 @@ def test_human_normalized_score_uses_the_reference_scores():
     returns = [-21.0, -19.0, 3.0, 10.0]
     for task_id, (random_score, human_score) in references.items():
         task = get_task(task_id)
-        assert (task.data["random_score"], task.data["human_score"]) == (random_score, human_score)
+        assert (task.rl["random_score"], task.rl["human_score"]) == (random_score, human_score)
         rows = {r.metric: r for r in rl.score_rows(returns, None, task)}
         want = (np.mean(returns) - random_score) / (human_score - random_score)
         assert rows["human_normalized_score"].value == pytest.approx(want)
@@ -196,7 +196,7 @@ def test_atari_env_builds_offline_and_smoke_evaluates():
     from snnbench.neurons import LIF, MultiStep
 
     task = get_task("atari-pong")
-    task = dataclasses.replace(task, data={**task.data, "max_frames": 120})  # 30 agent steps
+    task = dataclasses.replace(task, rl={**task.rl, "max_frames": 120})  # 30 agent steps
     env = rl.make_env(task)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
@@ -227,7 +227,7 @@ def test_dqn_loop_runs_on_atari_frames():
     task = get_task("atari-breakout")
     task = dataclasses.replace(
         task,
-        data={**task.data, "max_frames": 80},
+        rl={**task.rl, "max_frames": 80},
         train={
             **task.train,
             "steps_per_epoch": 24,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from snnbench.data.embedded import digits_arrays, split_indices
+from snnbench.data.digits import digits_arrays, split_indices
 from snnbench.encoding import Direct, PoissonRate
 from snnbench.metrics import robustness as R
 from snnbench.sandbox import Sandbox
@@ -372,7 +372,7 @@ def test_rate_coded_rows_run_and_are_seeded():
 def test_robustness_subset_takes_the_first_samples_and_the_normalisation():
     import numpy as np
 
-    from snnbench.data.static import ImageDataset
+    from snnbench.data.images import ImageDataset
 
     images = np.random.default_rng(0).integers(0, 256, (10, 3, 4, 4), dtype=np.uint8)
     dataset = ImageDataset(images, np.arange(10) % 3, np.array([0.5, 0.4, 0.3]), np.array([0.2, 0.25, 0.3]))

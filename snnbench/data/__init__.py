@@ -85,5 +85,5 @@ def load_split(task, split: str, root: Path | None = None, timesteps: int | None
 def check(task, root: Path | None = None) -> DataStatus:
     """The data status of `task` under `root`; never raises for missing or damaged data."""
     if task.kind == "rl":
-        return DataStatus("embedded", "(environment)", task.data.get("env", ""))
+        return DataStatus("embedded", "(environment)", task.rl.env)
     return _reader(task).check(task, data_root(root))

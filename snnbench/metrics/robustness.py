@@ -450,12 +450,12 @@ def _event_rows(oracle, cfg, frames, labels, batch, seed) -> list[MetricRow]:
     rows.append(_acc_row(torch.cat(clean_hits), "clean"))
     rows.append(_acc_row(hits_of(torch.cat(adv)), f"event_fgsm budget={budget:g}"))
     drops = cfg.get("event_drop", 0.2)
-    for p in drops if isinstance(drops, list) else [drops]:
+    for p in drops if isinstance(drops, (list, tuple)) else [drops]:
         dropped = event_drop(frames, float(p), _gen(seed, f"event_drop {p}"))
         rows.append(_acc_row(hits_of(dropped), f"event_drop p={float(p):g}"))
     rate = float(cfg.get("hot_pixel_rate", 1))
     fracs = cfg.get("hot_pixels", [0.001, 0.01])
-    for frac in fracs if isinstance(fracs, list) else [fracs]:
+    for frac in fracs if isinstance(fracs, (list, tuple)) else [fracs]:
         hot = hot_pixels(frames, float(frac), rate, _gen(seed, f"hot_pixels {frac}"))
         rows.append(_acc_row(hits_of(hot), f"hot_pixels frac={float(frac):g} rate={rate:g}"))
     return rows
