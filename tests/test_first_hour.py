@@ -320,6 +320,7 @@ def test_no_readme_link_or_help_points_outside_the_repository():
 
 def test_task_sections_are_typed_and_unknown_keys_get_a_did_you_mean(tmp_path):
     import dataclasses
+
     import tomllib
 
     from snnbench.tasks import TaskError, TrainSpec, parse_task
