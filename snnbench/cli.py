@@ -264,6 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help=STORE_HELP)
 
     p = sub.add_parser(
+        "show",
+        help="print a stored run: its provenance, headline figures and per-layer activity",
+        description="Print one stored run: task and version, method, submission and checkpoint "
+        "hashes, seed, T, device, versions, commit, status, whether it is reportable and why not, "
+        "the metric families and the training record; then the headline figures and one row per "
+        "layer (spikes, firing rate, SynOps, MACs, dense ops, neuron updates per sample). The id is "
+        "looked up in your store, then in the committed baselines store.",
+        formatter_class=fmt,
+    )
+    p.add_argument("result_id", help="a result id or a unique prefix of one (see LEADERBOARD.md)")
+    p.add_argument("--store", help=STORE_HELP)
+
+    p = sub.add_parser(
         "data",
         help="check where real datasets must be and whether they are usable",
         description="`snnbench data check` prints one line per task: present, partial (n of N), "
@@ -601,6 +614,24 @@ def cmd_cite(args) -> int:
     raise UsageError(errors[0])
 
 
+def cmd_show(args) -> int:
+    from snnbench.show import show
+    from snnbench.store import COMMITTED_STORE
+
+    store = _store(args.store)
+    places = [store.path] + ([COMMITTED_STORE] if COMMITTED_STORE.resolve() != store.path.resolve() else [])
+    errors = []
+    for place in places:
+        try:
+            text = show(place, args.result_id)
+        except (ValueError, KeyError) as exc:
+            errors.append(str(exc).strip("'\""))
+            continue
+        print(text, end="")
+        return 0
+    raise UsageError(errors[0])
+
+
 COMMANDS = {
     "tasks": cmd_tasks,
     "evaluate": cmd_evaluate,
@@ -608,6 +639,7 @@ COMMANDS = {
     "leaderboard": cmd_leaderboard,
     "sweep": cmd_sweep,
     "cite": cmd_cite,
+    "show": cmd_show,
     "data": cmd_data,
 }
 
