@@ -60,8 +60,24 @@ def expand_models(patterns: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def declared_tasks(model: str) -> tuple[str, ...] | None:
+    """`TASKS = ("digits", ...)` of a submission (read statically): the tasks its method applies
+    to. None when it declares none (it is then run on every task of the sweep)."""
+    from snnbench.submission import static_constant
+
+    value = static_constant(model, "TASKS")
+    if isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
+        return tuple(value)
+    return None
+
+
 def grid(tasks: Iterable[str], models: Iterable[str], seeds: Iterable[int]) -> list[Cell]:
-    return [Cell(t, m, s) for t in tasks for m in models for s in seeds]
+    """Every (task, model, seed), leaving out the tasks a model declares it does not apply to."""
+    models, seeds = list(models), list(seeds)
+    applies = {m: declared_tasks(m) for m in models}
+    return [
+        Cell(t, m, s) for t in tasks for m in models if applies[m] is None or t in applies[m] for s in seeds
+    ]
 
 
 def cell_commands(cell: Cell, *, train: bool, store: str | None, extra: list[str]) -> list[list[str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from snnbench.cli import main
@@ -57,3 +59,19 @@ def test_model_globs_expand_to_submission_files(tmp_path):
 def test_bad_sweep_input_exits_2(capsys):
     assert main(["sweep", "--tasks", "digitz", "--models", "x.py"]) == 2
     assert "did you mean 'digits'" in capsys.readouterr().err
+
+
+def test_a_model_runs_only_on_the_tasks_it_declares(tmp_path):
+    both = tmp_path / "both.py"
+    both.write_text("def build(task): ...\n")
+    dvs_only = tmp_path / "dvs.py"
+    dvs_only.write_text("TASKS = ('digits-dvs',)\ndef build(task): ...\n")
+    cells = grid(["digits", "digits-dvs"], [str(both), str(dvs_only)], [0, 1])
+    assert [(c.task, Path(c.model).name, c.seed) for c in cells] == [
+        ("digits", "both.py", 0),
+        ("digits", "both.py", 1),
+        ("digits-dvs", "both.py", 0),
+        ("digits-dvs", "both.py", 1),
+        ("digits-dvs", "dvs.py", 0),
+        ("digits-dvs", "dvs.py", 1),
+    ]
