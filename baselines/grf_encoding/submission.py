@@ -33,6 +33,7 @@ CITATION = """@inproceedings{lobo2020grf,
 }"""
 
 REPORTED: dict = {}  # the paper reports improvements on synthetic and real streams, no single figure
+TASKS = ("digits",)  # where the method applies (cartpole is not built yet)
 
 FIELDS, BETA, R_MIN, HIDDEN = 8, 1.5, 0.1, 128
 

@@ -31,6 +31,7 @@ CITATION = """@article{datta2022hoyer,
 }"""
 
 REPORTED = {"cifar10 accuracy": 0.93}  # approximate, unverified (METHODS.md: "CIFAR-10 ≈93%")
+TASKS = ("digits",)  # where the method applies (snnbench sweep leaves out the other tasks)
 
 LAMBDA_H = 1e-4  # reconstruction: the paper's value is unverified; sized so the term is ~10% of CE here
 

@@ -34,6 +34,8 @@ CITATION = """@article{kheradpisheh2022proxy,
 }"""
 
 REPORTED = {"fashion-mnist accuracy": 0.9456, "cifar10 accuracy": 0.9311}
+TASKS = ("digits",)  # where the method applies (snnbench sweep leaves out the other tasks)
+TIMESTEPS = 16  # the method's T: train and evaluate run at 16 steps unless --timesteps says otherwise
 
 STEPS = 16  # the T to run it at (METHODS.md check: digits, T=16); the paper used T=32 (unverified)
 # Adam step size. The task's lr (2e-3) underfits this small BN-free net in 30 epochs (its plain-ReLU
