@@ -30,7 +30,6 @@ CITATION = """@inproceedings{yao2023inherent,
   title     = {Inherent Redundancy in Spiking Neural Networks},
   author    = {Yao, Man and Hu, Jiakui and Zhao, Guangshe and Wang, Yaoyuan and Zhang, Ziyang and Xu, Bo and Li, Guoqi},
   booktitle = {Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
-  pages     = {16924--16934},
   year      = {2023}
 }"""
 
