@@ -35,6 +35,7 @@ CITATION = """@inproceedings{yao2023inherent,
 
 # METHODS.md: "far fewer spikes at equal or better accuracy than SOTA SNNs on event data (no
 # confirmed figure)" - no number we could verify, so nothing is recorded.
+TASKS = ("digits-dvs",)  # where the method applies (snnbench sweep leaves out the other tasks)
 REPORTED: dict = {}
 
 KERNEL = 3  # k of the spatial-attention conv (official code: 3)

@@ -30,6 +30,7 @@ CITATION = """@article{jiang2022noise,
 
 # The paper's own figures as METHODS.md gives them (training time saved against spike-based BP,
 # 65-75%; inference more than 100x faster than ANN-SNN conversion).
+TASKS = ("digits",)  # where the method applies (snnbench sweep leaves out the other tasks)
 REPORTED = {
     "training time saved vs spike-based BP, low": 0.65,
     "training time saved vs spike-based BP, high": 0.75,

@@ -38,6 +38,7 @@ CITATION = """@article{vicentesola2022keys,
 }"""
 
 # As METHODS.md gives them; the paper's abstract gives DVS-CIFAR10 72.98% (see README).
+TASKS = ("digits", "digits-dvs")  # where the method applies (snnbench sweep leaves out the other tasks)
 REPORTED = {"cifar10 accuracy": 0.941, "cifar100 accuracy": 0.745, "cifar10dvs accuracy": 0.713}
 
 LEAK = 0.8744  # official: mem = leak * mem + I
