@@ -1,7 +1,7 @@
 """Small-scale check of fastdeep_multispike (METHODS.md): (1) exact gradients equal central finite
 differences within 1e-3 for perturbations that keep every spike count; (2) on digits, K=3 spikes
 per hidden neuron is at least as accurate as K=1, with fewer silent hidden neurons. 3 seeds,
-64-64-10, 10 epochs each (reduced from the 15 that train() runs under the digits budget)."""
+64-64-10, 10 epochs each (reduced from the 30 of the digits budget that train() runs)."""
 
 from __future__ import annotations
 
