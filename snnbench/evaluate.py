@@ -7,6 +7,7 @@ with its status, and the traceback goes to the store's logs/, never only to the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import sys
@@ -78,6 +79,8 @@ def evaluate(
     """
     started = time.monotonic()
     steps = task.resolve_timesteps(timesteps, declared_timesteps(ref))
+    spec_hash = task.spec_hash()  # of the task file as written, before T is resolved into it
+    task = dataclasses.replace(task, timesteps=steps)  # build(task) sees the T it will be run at
     families = registry.resolve(task.metrics, extra_metrics, task.kind)
     if task.kind == "rl":  # the environment is the data; --limit caps the number of episodes
         split, dataset = Split(dataset=None, status="embedded"), None
@@ -126,7 +129,7 @@ def evaluate(
         "limit": limit,
         "data_status": split.status,
         "metrics": list(families),
-        "spec_hash": task.spec_hash(),
+        "spec_hash": spec_hash,
         "untrained": untrained,
         "train_recipe": record.get("recipe") if record else None,
         "train_wall_time_s": _float_or_none(record.get("train_wall_time_s")) if record else None,

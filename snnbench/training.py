@@ -7,6 +7,7 @@ loads into build(task)'s model.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -205,6 +206,7 @@ def train(
     spec["device"] = device
     budget = Budget(**{k: v for k, v in spec.items() if k in Budget.__dataclass_fields__})
     state = GlobalTorchState.capture()
+    task = dataclasses.replace(task, timesteps=steps)  # build(task) sees the T it will be run at
     module, model = build_seeded(ref, task, seed, state)
     # RL tasks have no dataset: their recipes build environments with snnbench.rl.make_env(task)
     data = None if split is None else TrainingData(task, split.dataset, steps, seed)

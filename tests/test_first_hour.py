@@ -347,3 +347,23 @@ def test_a_submission_can_declare_its_timesteps(write_submission, tmp_path):
     assert pd.read_parquet(tmp_path / "a" / "runs").iloc[0].timesteps == 2
     assert main([*argv, "--timesteps", "3", "--store", str(tmp_path / "b")]) == 0  # the flag wins
     assert pd.read_parquet(tmp_path / "b" / "runs").iloc[0].timesteps == 3
+
+
+def test_build_sees_the_timesteps_the_run_uses(write_submission, tmp_path):
+    """--timesteps (or a declared TIMESTEPS) reaches build(task), not only the input's length."""
+    body = PLAIN_TORCH.replace(
+        "    return Net(features, task.outputs)",
+        "    net = Net(features, task.outputs)\n"
+        "    net.forward_checked = net.forward\n"
+        "    T = task.timesteps\n"
+        "    def forward(x):\n"
+        "        assert x.shape[0] == T, (x.shape[0], T)\n"
+        "        return net.forward_checked(x)\n"
+        "    net.forward = forward\n"
+        "    return net",
+    )
+    sub = write_submission(body)
+    argv = ["evaluate", "--task", "digits", "--model", str(sub), "--quiet", "--limit", "8"]
+    assert main([*argv, "--timesteps", "3", "--store", str(tmp_path / "s")]) == 0
+    run = pd.read_parquet(tmp_path / "s" / "runs").iloc[0]
+    assert run.timesteps == 3 and run.spec_hash == get_task("digits").spec_hash()
