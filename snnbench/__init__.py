@@ -5,7 +5,7 @@ The harness is split by job: tasks (what is evaluated), data (where inputs come 
 numbers land) and leaderboard (what readers see).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Bump when a counting convention of PROTOCOLS.md section 3 changes: numbers stored under
 # different metrics versions are not comparable and the leaderboard keeps them apart.
