@@ -6,6 +6,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -99,9 +100,11 @@ def test_builds_trains_and_shapes_on_both_tasks(monkeypatch):
     for task_id, shape in (("digits", (1, 8, 8)), ("digits-dvs", (2, 32, 32))):
         task = get_task(task_id)
         torch.manual_seed(0)
-        model = fd.build(task)
+        model = fd.build(task, allow_events=True)
         x = torch.rand(task.timesteps, 3, *shape)
         assert model(x).shape == (3, task.outputs)
+    with pytest.raises(ValueError, match="not supported"):
+        fd.build(get_task("digits-dvs"))
     task = get_task("digits")
     split = load_split(task, "train")
     subset = torch.utils.data.Subset(split.dataset, range(32))
