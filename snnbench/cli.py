@@ -380,44 +380,45 @@ def cmd_data(args) -> int:
     return worst
 
 
+def _usage(exc: Exception) -> UsageError:
+    """A library input error in the CLI's words: the parameter at fault named by its flag."""
+    from snnbench.metrics.registry import FamilyError
+
+    argument = getattr(exc, "argument", None)
+    if argument and exc.detail:
+        return UsageError(f"--{argument.replace('_', '-')} {exc.detail}")
+    if isinstance(exc, FamilyError):  # the API names the parameter, `metrics: ...`
+        return UsageError(f"--{exc}")
+    return UsageError(str(exc))
+
+
 def cmd_evaluate(args) -> int:
     from tabulate import tabulate
 
-    from snnbench.data import DataError
-    from snnbench.evaluate import evaluate, headline
-    from snnbench.metrics.registry import FamilyError, check
+    from snnbench import api
+    from snnbench.evaluate import headline
 
-    task = _task(args.task)
-    ref = _submission(args.model)
-    extra = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     try:
-        check(extra, task.kind)
-    except FamilyError as exc:
-        raise UsageError(str(exc)) from None
-    if args.checkpoint and not Path(args.checkpoint).is_file():
-        raise UsageError(f"--checkpoint {args.checkpoint}: no such file; train one with `snnbench train`")
-    device = resolve_device(args.device)
-    store = _store(args.store)
-    try:
-        outcome = evaluate(
-            task,
-            ref,
-            store,
+        outcome = api.evaluate(
+            args.task,
+            args.model,
             checkpoint=args.checkpoint,
             seed=args.seed,
             timesteps=args.timesteps,
             limit=args.limit,
+            metrics=args.metrics,
+            store=args.store,
+            device=args.device,
             timeout=args.timeout,
             data_root=args.data_root,
             progress=not args.quiet and sys.stderr.isatty(),
-            extra_metrics=extra,
-            device=device,
         )
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
+    except api.INPUT_ERRORS as exc:
+        raise _usage(exc) from None
+    store = api.open_store(args.store)
     run = outcome.run
     print(
-        f"{task.id} v{task.version} | {run['method']} | seed {run['seed']} | T={run['timesteps']} | status {run['status']}"
+        f"{run['task']} v{run['task_version']} | {run['method']} | seed {run['seed']} | T={run['timesteps']} | status {run['status']}"
     )
     if run["status"] != "ok":
         print(f"error: {run['error']}", file=sys.stderr)
@@ -485,36 +486,32 @@ def _print_comparison(run: dict, rows) -> None:
 
 
 def cmd_train(args) -> int:
-    from snnbench.data import DataError
+    from snnbench import api
     from snnbench.submission import SubmissionError
-    from snnbench.training import record_path, train
+    from snnbench.training import record_path
 
-    task = _task(args.task)
-    ref = _submission(args.model)
-    device = resolve_device(args.device)
     try:
-        result = train(
-            task,
-            ref,
+        result = api.train(
+            args.task,
+            args.model,
             seed=args.seed,
             timesteps=args.timesteps,
-            data_root=args.data_root,
-            out=args.out,
             epochs=args.epochs,
             wall_time_s=args.wall_time,
-            device=device,
+            out=args.out,
+            device=args.device,
+            data_root=args.data_root,
             progress=not args.quiet,
         )
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
+    except api.INPUT_ERRORS as exc:
+        raise _usage(exc) from None
     except SubmissionError as exc:
         print(f"snnbench train: {exc}", file=sys.stderr)
         return 1
+    task, method, device = result.record["task"], result.record["method"], result.record["budget"]["device"]
     last = result.history[-1] if result.history else {}
     acc = f", final train accuracy {last['train_accuracy']:.3f}" if "train_accuracy" in last else ""
-    print(
-        f"trained {ref.method} on {task.id} with {result.recipe} in {result.seconds:.1f} s on {device}{acc}"
-    )
+    print(f"trained {method} on {task} with {result.recipe} in {result.seconds:.1f} s on {device}{acc}")
     if not result.budget_complete:
         done = result.record.get("epochs_completed")
         print(
@@ -525,7 +522,7 @@ def cmd_train(args) -> int:
     print(
         f"checkpoint: {result.checkpoint}  sha256 {result.sha256[:16]}  (record: {record_path(result.checkpoint)})"
     )
-    print(f"next: snnbench evaluate --task {task.id} --model {args.model} --checkpoint {result.checkpoint}")
+    print(f"next: snnbench evaluate --task {task} --model {args.model} --checkpoint {result.checkpoint}")
     return 0
 
 

@@ -42,17 +42,19 @@ class SubmissionRef:
 
 
 def resolve(path: str | Path) -> SubmissionRef:
-    """Check that `path` is a loadable submission; raise ValueError (exit 2) with the fix if not."""
+    """Check that `path` is a loadable submission; raise ValueError (one line, with the fix) if not."""
     p = Path(path).expanduser().resolve()
     if not p.exists():
-        raise ValueError(f"--model {path}: no such file or folder; pass a .py file or a package folder")
+        raise ValueError(f"submission {path}: no such file or folder; pass a .py file or a package folder")
     if p.is_dir():
         if not (p / "__init__.py").is_file():
-            raise ValueError(f"--model {path}: folder has no __init__.py; add one that defines build(task)")
+            raise ValueError(
+                f"submission {path}: folder has no __init__.py; add one that defines build(task)"
+            )
         return SubmissionRef(p, p.name, _hash_folder(p), True)
     if p.suffix != ".py":
         raise ValueError(
-            f"--model {path}: expected a .py file or a package folder, got {p.suffix or 'no suffix'}"
+            f"submission {path}: expected a .py file or a package folder, got {p.suffix or 'no suffix'}"
         )
     method = p.parent.name if p.stem == "submission" else p.stem
     return SubmissionRef(p, method, hashlib.sha256(p.read_bytes()).hexdigest(), False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from snnbench.cli import main
-from snnbench.store import COMMITTED_STORE, Store
+from snnbench.store import Store
 
 # A tiny spiking submission whose neurons do fire untrained: weights scaled up so the LIF layer spikes.
 TINY_SNN = """
@@ -100,10 +100,8 @@ def test_show_unknown_id_is_one_line_exit_2(stored, capsys):
     assert "\n" not in err and "no result 'ffffffffffff'" in err
 
 
-def test_show_falls_back_to_the_committed_store(capsys, tmp_path):
-    committed = Store(COMMITTED_STORE)
-    ids = committed.result_ids()
-    if not ids:
-        pytest.skip("no committed runs")
-    assert main(["show", ids[0], "--store", str(tmp_path / "empty")]) == 0
-    assert ids[0] in capsys.readouterr().out
+def test_show_falls_back_to_the_committed_store(stored, capsys, tmp_path, monkeypatch):
+    store, run, _metrics = stored
+    monkeypatch.setattr("snnbench.store.COMMITTED_STORE", store)
+    assert main(["show", run["result_id"], "--store", str(tmp_path / "empty")]) == 0
+    assert run["result_id"] in capsys.readouterr().out
