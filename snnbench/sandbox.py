@@ -1,17 +1,18 @@
-"""Run a submission in a child process (PROTOCOLS.md section 7).
+"""Run a submission in a child process (PROTOCOLS.md section 7): the process boundary, nothing else.
 
-The child gets a fresh working directory, an environment without SNNBENCH_* variables, the task
-(which holds no paths) and input tensors; it never gets labels, data paths or the store. It
-builds the model, loads the checkpoint, runs forwards with the activity probes attached, and
-sends outputs and counts back. The parent bounds everything by one deadline and kills the child
-(SIGTERM, then SIGKILL) when it passes; a child that dies is a failed run, never a crashed harness.
+Seeding, importing, building and loading the checkpoint belong to the submission contract
+(snnbench.submission.build_seeded); the collectors belong to the metric registry, and the parent
+names the families whose probes run in the child. The child gets a fresh working directory, an
+environment without SNNBENCH_* variables, the task (which holds no paths) and input tensors; it
+never gets labels, data paths or the store. It builds the model, runs forwards with the probes
+attached, and sends outputs and counts back. The parent bounds everything by one deadline and
+kills the child (SIGTERM, then SIGKILL) when it passes; a child that dies is a failed run, never a
+crashed harness.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import random
 import shutil
 import signal
 import tempfile
@@ -19,13 +20,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
 import torch.multiprocessing as tmp
 
-from snnbench.submission import SubmissionError, SubmissionRef, build_model, check_output, load_module
+from snnbench.submission import GlobalTorchState, SubmissionError, SubmissionRef, build_seeded, check_output
 
 _ENV_PREFIX = "SNNBENCH_"
 
@@ -43,106 +43,6 @@ class ChildFailure(SubmissionError):
 
     def __str__(self) -> str:
         return self.message
-
-
-# ---------------------------------------------------------------- global state
-
-
-@dataclass(frozen=True)
-class GlobalTorchState:
-    """Process-wide torch settings a submission could change to sway numbers."""
-
-    default_dtype: torch.dtype
-    num_threads: int
-    grad_enabled: bool
-    deterministic: bool
-
-    @classmethod
-    def capture(cls) -> GlobalTorchState:
-        return cls(
-            torch.get_default_dtype(),
-            torch.get_num_threads(),
-            torch.is_grad_enabled(),
-            torch.are_deterministic_algorithms_enabled(),
-        )
-
-    def restore(self) -> None:
-        torch.set_default_dtype(self.default_dtype)
-        torch.set_num_threads(self.num_threads)
-        torch.set_grad_enabled(self.grad_enabled)
-        torch.use_deterministic_algorithms(self.deterministic)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's random, numpy and torch (the three generators submissions draw from)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def build_seeded(
-    ref: SubmissionRef,
-    task,
-    seed: int,
-    state: GlobalTorchState,
-    checkpoint: bytes | str | None = None,
-    device: str = "cpu",
-) -> tuple[ModuleType, torch.nn.Module]:
-    """(module, model) in the order PROTOCOLS.md section 7 fixes: seed, import and build(task), load
-    the checkpoint, then restore torch's global settings (`state`, captured before the submission
-    was imported) and seed again, so whatever the submission changed cannot sway the numbers.
-
-    `checkpoint` is the checkpoint's bytes (what the parent hashed is exactly what is loaded) or a
-    path."""
-    seed_everything(seed)
-    module = load_module(ref)
-    model = build_model(module, task)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
-    model.to(device)
-    state.restore()
-    seed_everything(seed)
-    return module, model
-
-
-def load_checkpoint(model: torch.nn.Module, checkpoint: bytes | str) -> None:
-    """Load a state_dict; a mismatch is one line naming the first missing, unexpected or misshapen entry."""
-    source = io.BytesIO(checkpoint) if isinstance(checkpoint, (bytes, bytearray)) else checkpoint
-    name = "the checkpoint" if isinstance(source, io.BytesIO) else f"checkpoint {Path(checkpoint).name}"
-    try:
-        state = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SubmissionError(
-            f"{name} is not a readable state_dict ({type(exc).__name__}); pass the .pt file `snnbench train` wrote"
-        ) from exc
-    if not isinstance(state, dict):
-        raise SubmissionError(f"{name} holds a {type(state).__name__}, not a state_dict")
-    problem = state_dict_mismatch(model.state_dict(), state)
-    if problem:
-        raise SubmissionError(
-            f"{name} does not fit build(task)'s model: {problem}; was it trained from another build() or task?"
-        )
-    model.load_state_dict(state)
-
-
-def state_dict_mismatch(expected: dict, found: dict) -> str | None:
-    """The first difference between the model's state_dict and a checkpoint's, in words, or None."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    counts = (
-        f" ({len(missing)} missing, {len(unexpected)} unexpected in all)" if missing and unexpected else ""
-    )
-    if missing:
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        return f"missing key {missing[0]!r}{more}{counts}"
-    if unexpected:
-        more = f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""
-        return f"unexpected key {unexpected[0]!r}{more}"
-    for key, value in expected.items():
-        other = found[key]
-        if isinstance(value, torch.Tensor) and isinstance(other, torch.Tensor) and value.shape != other.shape:
-            return f"{key!r} has shape {list(other.shape)} in the checkpoint but {list(value.shape)} in the model"
-    return None
 
 
 # ---------------------------------------------------------------- child side

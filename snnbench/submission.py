@@ -6,8 +6,11 @@ A submission is a .py file or a package folder with __init__.py that defines
     train(model, task, data, budget) -> torch.nn.Module    # optional: the method's own recipe
     CITATION = "@inproceedings{...}"                       # optional, for `snnbench cite`
 
-Loading happens only inside the child process (snnbench.sandbox); the harness itself reads a
-submission's bytes (for its hash) and never executes it.
+This module also fixes how a model comes to be (PROTOCOLS.md section 7): seed, import,
+build(task), load the checkpoint, restore torch's global settings, seed again (build_seeded).
+Evaluation does that inside the child process (snnbench.sandbox), training in-process
+(snnbench.training); the evaluating harness itself only reads a submission's bytes (for its hash)
+and never executes it.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import io
+import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import torch
 
 
@@ -182,3 +188,103 @@ def check_output(out: object, timesteps: int, batch: int, width: int) -> torch.T
             f"model output has {n_nan} NaN and {int(bad.sum()) - n_nan} infinite entries of {out.numel()}; {expected} with finite values"
         )
     return out
+
+
+# ---------------------------------------------------------------- seeding and building
+
+
+@dataclass(frozen=True)
+class GlobalTorchState:
+    """Process-wide torch settings a submission could change to sway numbers."""
+
+    default_dtype: torch.dtype
+    num_threads: int
+    grad_enabled: bool
+    deterministic: bool
+
+    @classmethod
+    def capture(cls) -> GlobalTorchState:
+        return cls(
+            torch.get_default_dtype(),
+            torch.get_num_threads(),
+            torch.is_grad_enabled(),
+            torch.are_deterministic_algorithms_enabled(),
+        )
+
+    def restore(self) -> None:
+        torch.set_default_dtype(self.default_dtype)
+        torch.set_num_threads(self.num_threads)
+        torch.set_grad_enabled(self.grad_enabled)
+        torch.use_deterministic_algorithms(self.deterministic)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's random, numpy and torch (the three generators submissions draw from)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_seeded(
+    ref: SubmissionRef,
+    task,
+    seed: int,
+    state: GlobalTorchState,
+    checkpoint: bytes | str | None = None,
+    device: str = "cpu",
+) -> tuple[ModuleType, torch.nn.Module]:
+    """(module, model) in the order PROTOCOLS.md section 7 fixes: seed, import and build(task), load
+    the checkpoint, then restore torch's global settings (`state`, captured before the submission
+    was imported) and seed again, so whatever the submission changed cannot sway the numbers.
+
+    `checkpoint` is the checkpoint's bytes (what the parent hashed is exactly what is loaded) or a
+    path."""
+    seed_everything(seed)
+    module = load_module(ref)
+    model = build_model(module, task)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+    model.to(device)
+    state.restore()
+    seed_everything(seed)
+    return module, model
+
+
+def load_checkpoint(model: torch.nn.Module, checkpoint: bytes | str) -> None:
+    """Load a state_dict; a mismatch is one line naming the first missing, unexpected or misshapen entry."""
+    source = io.BytesIO(checkpoint) if isinstance(checkpoint, (bytes, bytearray)) else checkpoint
+    name = "the checkpoint" if isinstance(source, io.BytesIO) else f"checkpoint {Path(checkpoint).name}"
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SubmissionError(
+            f"{name} is not a readable state_dict ({type(exc).__name__}); pass the .pt file `snnbench train` wrote"
+        ) from exc
+    if not isinstance(state, dict):
+        raise SubmissionError(f"{name} holds a {type(state).__name__}, not a state_dict")
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise SubmissionError(
+            f"{name} does not fit build(task)'s model: {problem}; was it trained from another build() or task?"
+        )
+    model.load_state_dict(state)
+
+
+def state_dict_mismatch(expected: dict, found: dict) -> str | None:
+    """The first difference between the model's state_dict and a checkpoint's, in words, or None."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    counts = (
+        f" ({len(missing)} missing, {len(unexpected)} unexpected in all)" if missing and unexpected else ""
+    )
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return f"missing key {missing[0]!r}{more}{counts}"
+    if unexpected:
+        more = f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""
+        return f"unexpected key {unexpected[0]!r}{more}"
+    for key, value in expected.items():
+        other = found[key]
+        if isinstance(value, torch.Tensor) and isinstance(other, torch.Tensor) and value.shape != other.shape:
+            return f"{key!r} has shape {list(other.shape)} in the checkpoint but {list(value.shape)} in the model"
+    return None

@@ -24,8 +24,13 @@ from torch.utils.data import DataLoader
 from snnbench.data import load_split
 from snnbench.encoding import encoder_for
 from snnbench.frameworks import reset_state
-from snnbench.sandbox import GlobalTorchState, build_seeded
-from snnbench.submission import SubmissionRef, declared_timesteps, file_sha256
+from snnbench.submission import (
+    GlobalTorchState,
+    SubmissionRef,
+    build_seeded,
+    declared_timesteps,
+    file_sha256,
+)
 
 
 @dataclass(frozen=True)
