@@ -46,7 +46,7 @@ REPORTED = {
 
 CONNECTS = ("ADD", "AND", "IAND", "plain")
 DEFAULT_BLOCKS = 8
-DEFAULT_WIDTH = 8
+DEFAULT_WIDTH = 16
 
 
 def sew(g: str, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
