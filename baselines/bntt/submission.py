@@ -43,6 +43,7 @@ CITATION = """@article{kim2021bntt,
 }"""
 
 # METHODS.md (unverified): deep VGGs in 25-30 steps.
+TASKS = ("digits", "digits-dvs")  # the embedded tasks it applies to (snnbench sweep leaves out others)
 REPORTED = {
     "cifar10 accuracy (unverified)": 0.905,
     "cifar100 accuracy (unverified)": 0.666,

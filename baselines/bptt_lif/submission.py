@@ -37,6 +37,7 @@ CITATION = """@article{neftci2019surrogate,
 
 # Figures the papers report (plain literals, read statically). Wu et al. 2018 (STBP), MNIST,
 # as we recall it (unverified): 98.89% with an MLP.
+TASKS = ("digits", "digits-dvs")  # the embedded tasks it applies to (snnbench sweep leaves out others)
 REPORTED = {"mnist accuracy (STBP, unverified)": 0.9889}
 
 

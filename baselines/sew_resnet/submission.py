@@ -38,6 +38,7 @@ CITATION = """@inproceedings{fang2021sew,
 }"""
 
 # METHODS.md (unverified): ImageNet 152 layers T=4, DVS Gesture, CIFAR10-DVS.
+TASKS = ("digits", "digits-dvs")  # the embedded tasks it applies to (snnbench sweep leaves out others)
 REPORTED = {
     "imagenet accuracy (SEW-ResNet-152, T=4, unverified)": 0.693,
     "dvsgesture accuracy (unverified)": 0.979,
