@@ -432,7 +432,9 @@ def cmd_evaluate(args) -> int:
                 f"note: activity figures are a lower bound; uncounted module types: {', '.join(run['uncounted'])}"
             )
         if run.get("train_budget_complete") is False:
-            print("note: the checkpoint's training stopped at its wall-time cap before its budget of epochs")
+            print(
+                "note: the checkpoint's training ran short of its budget of epochs (see its training record)"
+            )
         if run.get("untrained"):
             print(
                 "note: not reportable: evaluated without --checkpoint, i.e. untrained (a submission that "
@@ -515,8 +517,9 @@ def cmd_train(args) -> int:
     if not result.budget_complete:
         done = result.record.get("epochs_completed")
         print(
-            f"warning: training stopped at the wall-time cap after {done} of {result.record['budget']['epochs']} "
-            "epochs; this is recorded and every run evaluated from this checkpoint says so",
+            f"warning: training {'stopped at the wall-time cap' if result.record.get('stopped_by') == 'wall_time_s' else 'ran'} "
+            f"after {done} of {result.record['budget']['epochs']} epochs of its budget; this is recorded and "
+            "every run evaluated from this checkpoint says so",
             file=sys.stderr,
         )
     print(

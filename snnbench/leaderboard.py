@@ -411,7 +411,10 @@ def _footnotes(part: pd.DataFrame) -> list[Block]:
             "section 4); treat its robust accuracy with caution."
         )
     if part["budget_cut"].any():
-        notes.append(f"{BUDGET_CUT} training stopped at a wall-time cap before its budget of epochs.")
+        notes.append(
+            f"{BUDGET_CUT} training ran fewer epochs than the task's budget (a wall-time cap, or the recipe's "
+            "own choice; the run's training record says which)."
+        )
     devices = sorted({_short_device(d) for ds in part["devices"] for d in ds})
     if devices:
         notes.append("Latency measured on: " + "; ".join(devices) + ".")
