@@ -36,6 +36,7 @@ CITATION = """@article{gerlinghoff2023desire,
   doi     = {10.1016/j.neucom.2023.126773}
 }"""
 
+TASKS = ("digits",)  # the embedded tasks it applies to (snnbench sweep leaves out others)
 REPORTED = {"mnist accuracy": 0.9841, "fashion-mnist accuracy": 0.8756}
 
 T_INT = 20  # internal timesteps (paper default tsteps)

@@ -36,6 +36,7 @@ CITATION = """@inproceedings{skatchkovsky2021learning,
 }"""
 
 # The paper reports classification and reconstruction results but METHODS.md gives no number.
+TASKS = ("digits-dvs",)  # the embedded tasks it applies to (snnbench sweep leaves out others)
 REPORTED = {}
 
 BETA = 1.0
