@@ -1,4 +1,7 @@
-"""`snnbench train`: run a submission's train() or the default surrogate-BPTT recipe, save a checkpoint.
+"""`snnbench train`: run a submission's train() or a default recipe, save a checkpoint and its record.
+
+The recipes live in snnbench.recipes (bptt for classification, dqn for RL tasks); this module is
+the command's logic around them: build, train, write the checkpoint and the training record.
 
 Training runs in this process (it is the user's own recipe on the training split); evaluation is
 the step that runs isolated. The checkpoint is a plain state_dict that `evaluate --checkpoint`
@@ -11,7 +14,6 @@ import dataclasses
 import io
 import json
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,11 +21,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from snnbench.data import load_split
-from snnbench.encoding import encoder_for
-from snnbench.frameworks import reset_state
+from snnbench.recipes.bptt import Budget, TrainingData, default_train, readout
 from snnbench.submission import (
     GlobalTorchState,
     SubmissionRef,
@@ -32,86 +32,18 @@ from snnbench.submission import (
     file_sha256,
 )
 
-
-@dataclass(frozen=True)
-class Budget:
-    """How much training a recipe may spend. Recipes must stop at `epochs` (and `wall_time_s` if set)."""
-
-    epochs: int = 10
-    lr: float = 2e-3
-    batch_size: int = 64
-    wall_time_s: float | None = None
-    device: str = "cpu"
-
-
-@dataclass
-class TrainingData:
-    """What train() receives: the training split, already encoded to [T, B, ...] by loader()."""
-
-    task: object
-    dataset: object
-    timesteps: int
-    seed: int = 0
-    history: list[dict] = field(default_factory=list)
-    _calls: int = field(default=0, repr=False)
-
-    def loader(self, batch_size: int = 64, shuffle: bool = True):
-        """Yield (x [T, B, ...], y [B]) batches; every call draws a new order (and new Poisson
-        spikes), reproducibly for the seed, whether or not the recipe appends to `history`."""
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self._calls)
-        self._calls += 1
-        encoder = encoder_for(self.task)
-        loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=shuffle, generator=gen)
-        for x, y in loader:
-            yield encoder(x.float(), self.timesteps, gen), y
-
-
-def readout(out: torch.Tensor) -> torch.Tensor:
-    """[T, B, C] -> [B, C] by the mean over time (PROTOCOLS.md section 2); [B, C] unchanged."""
-    return out.mean(0) if out.dim() == 3 else out
-
-
-def default_train(
-    model: nn.Module, task, data: TrainingData, budget: Budget, progress: bool = True
-) -> nn.Module:
-    """Adam + cross-entropy on the time-averaged output, BPTT through the surrogate gradients."""
-    device = torch.device(budget.device)
-    model.to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=budget.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, budget.epochs))
-    loss_fn = nn.CrossEntropyLoss()
-    started = time.monotonic()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=budget.epochs, desc=f"train {task.id}", unit="epoch", file=sys.stderr)
-    for epoch in range(budget.epochs):
-        model.train()
-        seen = correct = 0
-        total_loss = 0.0
-        for x, y in data.loader(budget.batch_size):
-            x, y = x.to(device), y.to(device)
-            reset_state(model)  # state kept in modules (snnTorch, SpikingJelly): one graph per batch
-            logits = readout(model(x))
-            loss = loss_fn(logits, y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            seen += y.numel()
-            correct += int((logits.argmax(1) == y).sum())
-            total_loss += loss.item() * y.numel()
-        schedule.step()
-        data.history.append({"epoch": epoch + 1, "loss": total_loss / seen, "train_accuracy": correct / seen})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-        if budget.wall_time_s and time.monotonic() - started > budget.wall_time_s:
-            break  # recorded: train() compares the epochs done with budget.epochs
-    if bar is not None:
-        bar.close()
-    model.eval()
-    return model
+# The recipe's types and the BPTT recipe live in snnbench.recipes.bptt; importable from here too.
+__all__ = [
+    "Budget",
+    "TrainResult",
+    "TrainingData",
+    "checkpoint_bytes",
+    "default_train",
+    "read_record",
+    "readout",
+    "record_path",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -222,11 +154,10 @@ def train(
         trained = module.train(model, task, data, budget)
         model = trained if isinstance(trained, nn.Module) else model
     elif task.kind == "rl":
-        from snnbench.rl import train_dqn
+        from snnbench.recipes.dqn import train_dqn
 
         recipe = "snnbench default DQN (double DQN, replay, target network, Huber, surrogate BPTT)"
-        model = train_dqn(model, task, budget, seed, progress)
-        history = list(getattr(model, "dqn_history", []))
+        model = train_dqn(model, task, budget, seed, progress, history=history)
     else:
         recipe = "snnbench default BPTT (Adam, cross-entropy on mean output)"
         model = default_train(model, task, data, budget, progress)
@@ -252,7 +183,7 @@ def train(
         "budget": asdict(budget),
         "epochs_completed": done,
         "budget_complete": complete,
-        "stopped_by": "wall_time_s" if cut_by_clock else None,
+        "stopped_by": "wall_time_s" if cut_by_clock else (None if complete else "recipe"),
         "train_wall_time_s": round(seconds, 3),
         "history": _jsonable(history),
     }
