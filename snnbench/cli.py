@@ -18,12 +18,14 @@ examples:
   snnbench evaluate --task digits-dvs --model submissions/template.py \\
       --checkpoint checkpoints/digits-dvs/template-seed0-T10.pt
   snnbench sweep --tasks digits,digits-dvs --models 'baselines/*' --seeds 0,1,2 --train --jobs 2
-  snnbench leaderboard                             rebuild leaderboard/LEADERBOARD.md from the store
+  snnbench leaderboard                             your runs next to the committed baselines (page in your store)
   snnbench cite 3f2a9c1b                           BibTeX for a stored result
+  snnbench show 3f2a9c1b                           a stored run: provenance, headline, per-layer table
   snnbench data check --data-root ~/data           which real datasets are present, partial, corrupt
 
-environment: SNNBENCH_DATA (data root, default ~/data), SNNBENCH_STORE (result store, default
-./leaderboard/results), SNNBENCH_CACHE (frame cache, default ~/.cache/snnbench).
+environment: SNNBENCH_DATA (data root, default ~/data), SNNBENCH_STORE (your result store, default
+~/.local/share/snnbench/results), SNNBENCH_CACHE (frame and kernel cache, default ~/.cache/snnbench),
+OMP_NUM_THREADS (torch threads; 1 per process on a shared machine).
 exit status: 0 ok, 1 run failed, 2 bad input, 3 timeout.
 """
 
@@ -72,22 +74,6 @@ def device_option(p: argparse.ArgumentParser) -> None:
         help="torch device for the model, e.g. cpu, cuda, cuda:1 (default: cuda when available, else "
         "cpu); recorded in the run row",
     )
-
-
-def resolve_device(name: str | None) -> str:
-    import torch
-
-    if not name:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device {name!r} is not a torch device; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: torch sees no CUDA device here; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device {name}: only cpu and cuda devices are supported")
-    return str(device)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -134,6 +134,28 @@ class _Child:
         (grad,) = torch.autograd.grad(out, x, grad_outputs=cotangent.to(device=out.device, dtype=out.dtype))
         return grad.detach().cpu().clone()
 
+    def parameter_gradient_norms(self, cotangents: torch.Tensor) -> torch.Tensor:
+        """||d<output, c_k>/d weights||^2 for each cotangent c_k (shape [K, *output]) of the last
+        forward_with_graph: what weight-space metrics such as the empirical Fisher information
+        need. As with input_gradient, the parent derives the cotangents from the labels it holds;
+        only K squared norms come back."""
+        assert self.model is not None and self._graph is not None
+        _, out = self._graph
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        norms = []
+        for k in range(cotangents.shape[0]):
+            last = k == cotangents.shape[0] - 1
+            grads = torch.autograd.grad(
+                out,
+                params,
+                grad_outputs=cotangents[k].to(device=out.device, dtype=out.dtype),
+                retain_graph=not last,
+                allow_unused=True,
+            )
+            norms.append(sum(float(g.double().pow(2).sum()) for g in grads if g is not None))
+        self._graph = None
+        return torch.tensor(norms, dtype=torch.float64)
+
     def finish(self) -> dict:
         from snnbench.frameworks import reset_state
 

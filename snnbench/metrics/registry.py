@@ -68,6 +68,13 @@ FAMILIES: dict[str, Family] = {
         ),
         Family("rl", "episode returns and human-normalized score (PROTOCOLS.md section 5)", "core", ("rl",)),
         Family(
+            "fisher_information",
+            "trace of the empirical Fisher information of the weights per timestep (PROTOCOLS.md section 3)",
+            "parent",
+            ("classification",),
+            "snnbench.metrics.fisher:collect",
+        ),
+        Family(
             "privacy",
             "membership inference and class leakage (PROTOCOLS.md section 4)",
             "parent",
