@@ -1,10 +1,11 @@
 """The leaderboard: a pure function of the result store, the task files and CITATION strings.
 
 `build()` reads the store once, aggregates reportable runs per (task, task version, metrics
-version, T) and method (mean ± sample std over seeds), and renders the same document twice:
-LEADERBOARD.md (tabulate, github tables) and site/index.html (static, inline CSS, no script).
-Nothing else is read (no clock, no environment beyond the task directory), and everything is
-sorted, so rebuilding from the same store gives byte-identical files.
+version, T) and method (mean ± sample std over seeds), and writes LEADERBOARD.md (tabulate, github
+tables) and the static site (snnbench/site.py: site/index.html with sortable, filterable tables,
+SVG plots per section, a page per method). Nothing else is read (no clock, no environment beyond
+the task directory and the submissions' static strings), and everything is sorted, so rebuilding
+from the same store gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -506,7 +507,8 @@ def build(
     submissions_root: str | os.PathLike | None = None,
     baselines: str | os.PathLike | None = None,
 ) -> list[Path]:
-    """Write out_dir/LEADERBOARD.md and out_dir/site/index.html from the store; return both paths.
+    """Write out_dir/LEADERBOARD.md and the site under out_dir/site/ (index.html, plots/*.svg,
+    methods/*.html) from the store; return the paths written, LEADERBOARD.md then index.html first.
 
     With `baselines` (a second store, read-only), its runs are shown next to the store's, each
     row marked with where it came from. A corrupt part file raises the store's one-line
@@ -519,13 +521,25 @@ def build(
         stores.append((baselines, ORIGIN_COMMITTED))
     view = read_views(stores, skip_corrupt=skip_corrupt)
     tasks = load_tasks(Path(tasks_dir) if tasks_dir is not None else None)
+    from . import site  # site.py renders with this module's helpers
+
     blocks = page_blocks(view, tasks, Path(store_path), submissions_root)
+    files = site.site_files(view, tasks, Path(store_path), submissions_root)
     out = Path(out_dir)
-    md_path, html_path = out / "LEADERBOARD.md", out / "site" / "index.html"
-    html_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path = out / "LEADERBOARD.md"
+    out.mkdir(parents=True, exist_ok=True)
     md_path.write_text(to_markdown(blocks), encoding="utf-8", newline="\n")
-    html_path.write_text(to_html(blocks, "snnbench leaderboard"), encoding="utf-8", newline="\n")
-    return [md_path, html_path]
+    _remove_stale(out / "site", files)
+    return [md_path, *site.write_site(files, out / "site")]
+
+
+def _remove_stale(site_dir: Path, files: dict) -> None:
+    """Delete plots and method pages an earlier build wrote that this one does not (a method or a
+    section gone from the store), so the folder is exactly what the store makes."""
+    for sub, pattern in (("plots", "*.svg"), ("methods", "*.html")):
+        for path in sorted((site_dir / sub).glob(pattern)):
+            if f"{sub}/{path.name}" not in files:
+                path.unlink()
 
 
 def comparison(
