@@ -1,4 +1,5 @@
-"""`snnbench cite RESULT_ID`: BibTeX for one stored result, its method's paper, and snnbench.
+"""`snnbench cite RESULT_ID`: BibTeX for one stored result, its method's paper, and snnbench;
+`snnbench cite --task TASK [--timesteps T]`: the same for every row of a leaderboard table.
 
 Everything comes from the store and the submission's `CITATION` string, which is read with `ast`
 from the file's text: a submission is never imported or run to cite it.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import ast
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from .store import Store
 
 ENERGY_CARD = "horowitz45nm-fp32"
 ENERGY_CARD_MEM = "horowitz45nm-fp32-mem"
+# pyproject.toml's [project.urls] Repository (a test keeps the two equal).
+REPOSITORY_URL = "https://github.com/snnbench/snnbench"
 
 
 def submission_file(submission_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
@@ -143,16 +147,26 @@ def result_bibtex(run: dict[str, Any], metrics: pd.DataFrame) -> str:
     return f"@misc{{snnbench:{rid},\n{body}\n}}"
 
 
-def software_bibtex(version: str) -> str:
-    """snnbench's own citation, at the harness version that produced the result."""
-    return (
-        f"@misc{{snnbench_{_key_safe(version)},\n"
-        "  title = {snnbench: one evaluation protocol for spiking neural networks},\n"
-        "  author = {{snnbench contributors}},\n"
-        f"  note = {{software, version {_bib_escape(version)}: tasks, exact activity metrics, "
-        "a Parquet result store and a leaderboard}\n"
-        "}"
-    )
+def software_bibtex(version: str, year: int | None = None) -> str:
+    """snnbench's own citation, at the harness version that produced the result; `year` is the
+    year of the cited run(s), so the entry stays a function of the store."""
+    fields = [
+        ("title", "{snnbench: one evaluation protocol for spiking neural networks}"),
+        ("author", "{snnbench contributors}"),
+    ]
+    if year is not None:
+        fields.append(("year", str(int(year))))
+    fields += [
+        ("version", _bib_escape(version)),
+        ("url", REPOSITORY_URL),
+        (
+            "note",
+            f"software, version {_bib_escape(version)}: tasks, exact activity metrics, "
+            "a Parquet result store and a leaderboard",
+        ),
+    ]
+    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields)
+    return f"@misc{{snnbench_{_key_safe(version)},\n{body}\n}}"
 
 
 def _key_safe(text: str) -> str:
@@ -172,5 +186,94 @@ def cite(
     method_cite = read_citation(run["submission_path"], submissions_root)
     if method_cite:
         entries.append(method_cite)
-    entries.append(software_bibtex(run["snnbench_version"]))
+    entries.append(software_bibtex(run["snnbench_version"], pd.Timestamp(run["created_at"]).year))
+    return "\n\n".join(entries) + "\n"
+
+
+def _ascii(text: str) -> str:
+    return str(text).replace("±", "+/-").replace("µ", "u").replace("≥", ">=")
+
+
+def row_bibtex(row: pd.Series, runs: pd.DataFrame, with_origin: bool = False) -> str:
+    """The @misc entry for one leaderboard row: a method on a task version and T, its figures as
+    mean +/- sample std over seeds, the seeds, result ids and commits."""
+    from . import leaderboard as lb
+
+    task, version, mv, T = (row[k] for k in lb.GROUP_KEYS)
+    key = f"snnbench:{task}-v{int(version)}-T{int(T)}-m{mv}:{_key_safe(row['method'])}"
+    title = f"{row['method']} on snnbench task {task} v{int(version)} (T={int(T)})"
+    if with_origin:
+        key += f":{_key_safe(row['origin'])}"
+        title += f", {row['origin']} store"
+    parts = [f"{_ascii(c.header)} {_ascii(lb._cell(row, c))}" for c in lb.COLUMNS if row[f"{c.key}_n"] > 0]
+    parts.append(f"mean +/- sample std over seeds {row['seeds']} ({int(row['runs'])} runs)")
+    if row["uncounted"]:
+        parts.append(f"activity a lower bound (uncounted: {row['uncounted']})")
+    if row["gradient_masking"]:
+        parts.append("gradient masking suspected")
+    if row["budget_cut"]:
+        parts.append("training ran fewer epochs than the task budget")
+    parts.append(f"metrics v{mv}")
+    versions = sorted({str(v) for v in runs["snnbench_version"]})
+    parts.append(f"snnbench {', '.join(versions)}")
+    parts.append(f"commits {', '.join(row['commits'])}" if row["commits"] else "commit unknown")
+    year = max(pd.Timestamp(t).year for t in runs["created_at"])
+    fields = [
+        ("title", "{" + _bib_escape(title) + "}"),
+        ("author", "{snnbench}"),
+        ("year", str(year)),
+        ("howpublished", _bib_escape(f"snnbench result store, result ids {row['result_ids']}")),
+        ("note", _bib_escape("; ".join(parts))),
+    ]
+    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields)
+    return f"@misc{{{key},\n{body}\n}}"
+
+
+def cite_table(
+    stores: Sequence[tuple[str | os.PathLike, str]],
+    task: str,
+    timesteps: int | None = None,
+    submissions_root: str | os.PathLike | None = None,
+) -> str:
+    """BibTeX for every row of a task's leaderboard table(s), as the leaderboard shows them (one
+    row per method and task version, metrics version and T; stores as (path, origin label)): the
+    row entries best first, then each method's CITATION once, then snnbench's entry per version.
+    Raises ValueError when no reportable row matches."""
+    from . import leaderboard as lb
+
+    view = lb.read_views(stores, skip_corrupt=True)
+    if not len(view.runs):
+        raise ValueError(f"no runs in {', '.join(str(p) for p, _ in stores)}")
+    summary = lb.summarize(view)
+    part = summary[summary["task"] == task] if len(summary) else summary
+    if timesteps is not None and len(part):
+        part = part[part["timesteps"] == int(timesteps)]
+    if not len(part):
+        where = f"task {task}" + (f" at T={timesteps}" if timesteps is not None else "")
+        raise ValueError(f"no reportable leaderboard row for {where}")
+    chosen, _ = lb.select_runs(view.runs)
+    rank = next((k for k in lb.RANK_KEYS if part[f"{k}_n"].sum() > 0), None)
+    part = part.assign(
+        _section=[lb._sort_key(tuple(k)) for k in part[lb.GROUP_KEYS].itertuples(index=False)],
+        _rank=-part[f"{rank}_mean"].fillna(-math.inf) if rank else 0.0,
+    ).sort_values(["_section", "_rank", "method", "origin"], kind="stable")
+    several = part["origin"].nunique() > 1
+    entries, runs_all = [], []
+    for _, row in part.iterrows():
+        runs = chosen[chosen["result_id"].isin(row["result_ids"].split())]
+        runs_all.append(runs)
+        entries.append(row_bibtex(row, runs, with_origin=several))
+    seen = set()
+    for _, row in part.sort_values(["method", "submission_path"]).iterrows():
+        # a relative path is the cwd's (or submissions_root's), else the checkout snnbench runs from
+        text = read_citation(row["submission_path"], submissions_root) or read_citation(
+            row["submission_path"], Path(__file__).resolve().parents[1]
+        )
+        if text and text not in seen:
+            seen.add(text)
+            entries.append(text)
+    used = pd.concat(runs_all, ignore_index=True)
+    year = max(pd.Timestamp(t).year for t in used["created_at"])
+    for version in sorted({str(v) for v in used["snnbench_version"]}):
+        entries.append(software_bibtex(version, year))
     return "\n\n".join(entries) + "\n"

@@ -240,13 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "cite",
-        help="BibTeX for a stored result and the method's paper",
+        help="BibTeX for a stored result, or for every row of a task's table, and the methods' papers",
         description="Print a BibTeX entry for one stored run (task and version, method, headline "
-        "figures, commit), the method's own CITATION, and the software entry for snnbench. The id "
-        "is looked up in your store, then in the committed baselines store.",
+        "figures, commit), the method's own CITATION, and the software entry for snnbench (year, "
+        "version, repository URL). The id is looked up in your store, then in the committed baselines "
+        "store. With --task instead of an id: one entry per row of that task's leaderboard table(s) "
+        "(your runs and the committed baselines, as `snnbench leaderboard` shows them; --timesteps "
+        "picks one T), then each method's CITATION and the software entry.",
         formatter_class=fmt,
     )
-    p.add_argument("result_id", help="a result id or a unique prefix of one (see LEADERBOARD.md)")
+    p.add_argument("result_id", nargs="?", help="a result id or a unique prefix of one (see LEADERBOARD.md)")
+    p.add_argument("--task", help="cite every row of this task's table instead of one result, e.g. digits")
+    p.add_argument("--timesteps", type=_positive("--timesteps"), help="with --task: only the table at this T")
     p.add_argument("--store", help=STORE_HELP)
 
     p = sub.add_parser(
@@ -585,11 +590,22 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_cite(args) -> int:
-    from snnbench.cite import cite
+    from snnbench.cite import cite, cite_table
     from snnbench.store import COMMITTED_STORE
 
+    if (args.result_id is None) == (args.task is None):
+        raise UsageError("give a result id, or --task TASK for a whole table (not both)")
+    if args.timesteps is not None and args.task is None:
+        raise UsageError("--timesteps goes with --task")
     store = _store(args.store)
     places = [store.path] + ([COMMITTED_STORE] if COMMITTED_STORE.resolve() != store.path.resolve() else [])
+    if args.task is not None:
+        stores = [(store.path, "yours")] + [(p, "baseline") for p in places[1:]]
+        try:
+            print(cite_table(stores, args.task, args.timesteps), end="")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return 0
     errors = []
     for place in places:
         try:

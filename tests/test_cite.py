@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,102 @@ def test_read_citation_package_folder_and_missing(tmp_path):
     assert read_citation(tmp_path / "empty_folder") is None
     (tmp_path / "binary.py").write_bytes(b"\xff\xfe\x00garbage")
     assert read_citation(tmp_path / "binary.py") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# the software entry and `snnbench cite --task`
+
+
+def test_software_entry_has_year_version_and_the_pyprojects_repository_url(world):
+    import tomllib
+
+    from snnbench.cite import REPOSITORY_URL
+
+    base, store, run = world
+    software = cite(store.path, run["result_id"], submissions_root=base).strip().split("\n\n")[-1]
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["urls"]["Repository"] == REPOSITORY_URL
+    for field in ("year = {2026}", "version = {0.1.0}", f"url = {{{REPOSITORY_URL}}}"):
+        assert field in software, field
+    assert balanced(software)
+
+
+@pytest.fixture
+def table_world(tmp_path):
+    from tests.test_leaderboard import populate
+
+    subs = tmp_path / "subs"
+    (subs / "beta").mkdir(parents=True)
+    (subs / "alpha.py").write_text(
+        'open("EXECUTED", "w").close()\nCITATION = "@article{alpha2024, title={Alpha spikes}}"\n'
+    )
+    (subs / "beta" / "__init__.py").write_text('CITATION = "@inproceedings{beta2023, year={2023}}"\n')
+    populate(tmp_path / "store")
+    return tmp_path
+
+
+def _entries(text: str) -> list[str]:
+    return [e for e in text.strip().split("\n\n") if e]
+
+
+def test_cite_table_has_one_entry_per_row_then_papers_then_software(table_world):
+    from snnbench import leaderboard
+    from snnbench.cite import cite_table
+    from tests.test_leaderboard import make_run as lb_run
+
+    base = table_world
+    text = cite_table([(base / "store", "yours")], "digits", timesteps=4, submissions_root=base)
+    entries = _entries(text)
+    assert all(balanced(e) for e in entries)
+    rows = [e for e in entries if e.startswith("@misc{snnbench:")]
+    # T=4: three rows in (digits v1, metrics v1), one each in metrics v2 and task v2, best first per table
+    keys = [e.split(",", 1)[0] for e in rows]
+    assert keys == [
+        "@misc{snnbench:digits-v1-T4-m1:beta",
+        "@misc{snnbench:digits-v1-T4-m1:alpha",
+        "@misc{snnbench:digits-v1-T4-m1:gamma",
+        "@misc{snnbench:digits-v1-T4-m2:alpha",
+        "@misc{snnbench:digits-v2-T4-m1:alpha",
+    ]
+    alpha = rows[1]
+    for seed in range(3):
+        assert lb_run("alpha", seed, sub="a")["result_id"] in alpha
+    assert "top-1 \\% 92.67 +/- 1.53" in alpha and "seeds 0, 1, 2 (3 runs)" in alpha
+    assert "year = {2026}" in alpha
+    assert "activity a lower bound (uncounted: LSTM, MultiheadAttention)" in rows[0]
+    assert "gradient masking suspected" in rows[2]
+    # each paper once, then snnbench per harness version used by the rows
+    assert entries.count("@article{alpha2024, title={Alpha spikes}}") == 1
+    assert "@inproceedings{beta2023, year={2023}}" in entries
+    software = [e for e in entries if e.startswith("@misc{snnbench_")]
+    assert [s.split(",", 1)[0] for s in software] == ["@misc{snnbench_0_1_0", "@misc{snnbench_0_2_0"]
+    assert not (base / "EXECUTED").exists()
+    # the same rows the leaderboard shows: every row id of the T=4 tables is cited
+    summary = leaderboard.summarize(leaderboard.read_views([(base / "store", "yours")]))
+    for ids in summary[summary["timesteps"] == 4]["result_ids"]:
+        assert all(rid in text for rid in ids.split())
+
+
+def test_cite_table_all_T_and_no_row(table_world):
+    from snnbench.cite import cite_table
+
+    base = table_world
+    text = cite_table([(base / "store", "yours")], "digits", submissions_root=base)
+    assert "@misc{snnbench:digits-v1-T8-m1:alpha" in text and "@misc{snnbench:digits-v1-T4-m1:beta" in text
+    with pytest.raises(ValueError, match="no reportable leaderboard row for task digits at T=16"):
+        cite_table([(base / "store", "yours")], "digits", timesteps=16, submissions_root=base)
+
+
+def test_cli_cite_task(table_world, capsys, monkeypatch):
+    from snnbench.cli import main
+
+    base = table_world
+    monkeypatch.chdir(base)
+    assert main(["cite", "--task", "digits", "--timesteps", "8", "--store", str(base / "store")]) == 0
+    out = capsys.readouterr().out
+    assert "digits-v1-T8-m1:alpha" in out and "@misc{snnbench_" in out
+    assert main(["cite", "--store", str(base / "store")]) == 2
+    assert "give a result id, or --task" in capsys.readouterr().err
+    assert main(["cite", "abc", "--task", "digits", "--store", str(base / "store")]) == 2
+    assert main(["cite", "--task", "nope", "--store", str(base / "store")]) == 2
+    assert "no reportable leaderboard row for task nope" in capsys.readouterr().err
