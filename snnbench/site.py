@@ -10,6 +10,7 @@ Layout under `site/`:
     index.html                        one section per (task, task version, metrics version, T)
     plots/<section>-energy.svg        accuracy against energy, the Pareto front marked
     plots/<section>-anytime.svg       accuracy after each timestep (the anytime curve)
+    plots/<section>-firing.svg        firing rate per spiking layer
     methods/<method>.html             its paper (CITATION), REPORTED beside the measured figures
 """
 
@@ -327,6 +328,65 @@ def anytime_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -
         return _svg(fig)
 
 
+def _natural(name: str) -> tuple:
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(name)) if t)
+
+
+def layer_rates(chosen: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, list[tuple[str, float]]]:
+    """Per row label: [(layer, mean firing rate over the row's seeds)], layers in natural name order
+    (module names: features.2 before features.10), from the `firing_rate` rows with a layer and
+    neither timestep nor condition."""
+    fr = metrics[
+        (metrics["metric"] == "firing_rate")
+        & metrics["layer"].notna()
+        & metrics["timestep"].isna()
+        & metrics["condition"].isna()
+    ]
+    fr = fr[fr["result_id"].isin(set(chosen["result_id"]))]
+    if not len(fr):
+        return {}
+    dup = chosen.drop_duplicates(["method", "origin"])["method"].duplicated(keep=False).any()
+    out = {}
+    for (method, origin), g in chosen.groupby(["method", "origin"], sort=True):
+        ids = sorted(g["result_id"])
+        rows = fr[fr["result_id"].isin(ids)]
+        if not len(rows):
+            continue
+        order = sorted(set(rows["layer"]), key=_natural)
+        means = rows.groupby("layer")["value"].mean()
+        out[f"{method} ({origin})" if dup else method] = [
+            (str(layer), float(means[layer])) for layer in order
+        ]
+    return out
+
+
+def firing_plot(rates: dict[str, list[tuple[str, float]]], title: str) -> bytes | None:
+    """Horizontal bars: each row's spiking layers, top to bottom, one colour per row."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    if not rates:
+        return None
+    labels, values, colors = [], [], []
+    palette = matplotlib.colormaps["tab10"]
+    for i, (name, layers) in enumerate(rates.items()):
+        for layer, v in layers:
+            labels.append(_tex_safe(f"{name}: {layer}"))
+            values.append(v)
+            colors.append(palette(i % 10))
+    with matplotlib.rc_context(SVG_RC):
+        fig = Figure(figsize=(6.4, 1.2 + 0.22 * len(values)))
+        ax = fig.add_subplot()
+        y = np.arange(len(values))[::-1]
+        ax.barh(y, values, color=colors)
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.set_xlabel("firing rate (spikes per neuron update, mean over seeds)")
+        ax.set_title(_tex_safe(title), fontsize=9)
+        ax.grid(True, axis="x", alpha=0.3)
+        fig.tight_layout()
+        return _svg(fig)
+
+
 # ---------------------------------------------------------------------------------------------
 # method pages
 
@@ -494,7 +554,16 @@ def site_files(
                 plots.append(
                     f'<figure><img src="{name}" alt="anytime accuracy, {e(heading)}" width="600">'
                     "<figcaption>Anytime accuracy: the prediction from the outputs of the first t "
-                    "timesteps, mean over seeds.</figcaption></figure>"
+                    "timesteps, mean over seeds (rows whose runs stored no per-timestep accuracy are not drawn)."
+                    "</figcaption></figure>"
+                )
+            svg = firing_plot(layer_rates(sec_chosen, view.metrics), heading)
+            if svg is not None:
+                name = f"plots/{sid}-firing.svg"
+                files[name] = svg
+                plots.append(
+                    f'<figure><img src="{name}" alt="firing rate per layer, {e(heading)}" width="600">'
+                    "<figcaption>Firing rate of each spiking layer, mean over seeds.</figcaption></figure>"
                 )
             if plots:
                 body.append('<div class="plots">' + "".join(plots) + "</div>")

@@ -70,6 +70,8 @@ def rows_for(fig) -> list[MetricRow]:
         MetricRow("accuracy_top5", v["accuracy_top5"], "fraction", n=450),
         MetricRow("spikes_per_sample", v["spikes_per_sample"], "count"),
         MetricRow("spikes_per_sample", 7.0, "count", layer="fc1"),  # per layer, not headline
+        MetricRow("firing_rate", v["accuracy"] / 4, "fraction", layer="fc10"),  # the site's per-layer plot
+        MetricRow("firing_rate", v["accuracy"] / 8, "fraction", layer="fc2"),
         MetricRow("synops_per_sample", v["synops_per_sample"], "count"),
         MetricRow("macs_per_sample", v["macs_per_sample"], "count"),
         MetricRow("energy_uj_per_sample", v["energy_c"], "microjoule", condition=CARD),

@@ -53,6 +53,7 @@ def test_every_page_and_plot_is_written(built):
     # four sections with accuracy and energy: four energy plots, four anytime plots
     assert len([n for n in svgs if n.endswith("-energy.svg")]) == 4
     assert len([n for n in svgs if n.endswith("-anytime.svg")]) == 4
+    assert len([n for n in svgs if n.endswith("-firing.svg")]) == 4
     for n in svgs:
         text = (s / n).read_text(encoding="utf-8")
         assert text.lstrip().startswith("<?xml") and "<svg" in text and len(text) > 2000, n
@@ -113,6 +114,21 @@ def test_rebuild_is_byte_identical_and_drops_stale_files(built, tmp_path):
 def test_pareto_front():
     pts = [(1.0, 90.0), (2.0, 95.0), (3.0, 94.0), (0.5, 80.0), (2.0, 93.0)]
     assert site.pareto_front(pts) == [3, 0, 1]
+
+
+def test_layer_rates_are_means_over_seeds_in_natural_order(built):
+    from snnbench.store import Store
+
+    view = Store(built["store"]).read()
+    chosen, _ = leaderboard.select_runs(view.runs.assign(origin="yours"))
+    key = ("digits", 1, "1", 4)
+    rates = site.layer_rates(chosen[leaderboard._match(chosen, key)], view.metrics)
+    assert list(rates) == ["alpha", "beta", "gamma"]
+    alpha = rates["alpha"]
+    assert [layer for layer, _ in alpha] == ["fc2", "fc10"]
+    assert alpha[1][1] == pytest.approx((0.91 + 0.93 + 0.94) / 3 / 4)
+    svg = (built["site"] / "plots" / "digits-v1-T4-m1-firing.svg").read_text(encoding="utf-8")
+    assert "alpha: fc10" in svg and "gamma: fc2" in svg  # text kept as text (svg.fonttype none)
 
 
 def test_inline_code():
@@ -207,7 +223,7 @@ def test_chromium_renders_sorts_and_filters_at_1280px(built, tmp_path):
     found = re.search(r'data-probe="([^"]*)"', proc.stdout)
     assert found, proc.stdout[:2000] + proc.stderr[-2000:]
     probe = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-    assert probe["tables"] == 4 and len(probe["imgs"]) == 8
+    assert probe["tables"] == 4 and len(probe["imgs"]) == 12
     assert all(w > 0 for w in probe["imgs"]), probe["imgs"]  # every SVG loaded from file://
     assert probe["width"] == 1280
     assert probe["scroll"] <= probe["width"] and probe["right"] <= probe["width"], probe  # no hidden columns
