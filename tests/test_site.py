@@ -140,7 +140,7 @@ def test_inline_code():
 # headless Chromium (Debian's package; .ci/run installs it when missing)
 
 PROBE = """<script>
-(function () {
+window.addEventListener('load', function () {
   var out = {};
   out.scroll = document.documentElement.scrollWidth;
   out.width = window.innerWidth;
@@ -169,7 +169,7 @@ PROBE = """<script>
     return r.style.display !== 'none';
   }).map(function (r) { return r.cells[0].textContent; });
   document.body.setAttribute('data-probe', JSON.stringify(out));
-})();
+});
 </script>
 """
 
@@ -218,7 +218,7 @@ def test_chromium_renders_sorts_and_filters_at_1280px(built, tmp_path):
     shutil.copytree(built["site"], s)
     page = (s / "index.html").read_text(encoding="utf-8")
     (s / "probe.html").write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    proc = chromium((s / "probe.html").as_uri(), tmp_path, "--dump-dom")
+    proc = chromium((s / "probe.html").as_uri(), tmp_path, "--dump-dom", "--virtual-time-budget=10000")
     _no_console_errors(proc)
     found = re.search(r'data-probe="([^"]*)"', proc.stdout)
     assert found, proc.stdout[:2000] + proc.stderr[-2000:]
@@ -252,3 +252,49 @@ def test_chromium_screenshot_is_not_blank(built, tmp_path):
     img = Image.open(shot).convert("L")
     lo, hi = img.getextrema()
     assert hi - lo > 100 and sum(1 for n in img.histogram() if n) > 20
+
+
+def test_committed_site_holds_exactly_what_the_build_writes(tmp_path):
+    from snnbench.store import COMMITTED_STORE
+    from tests.conftest import REPO
+
+    written = leaderboard.build(COMMITTED_STORE, tmp_path, submissions_root=REPO)
+    want = _rel(written[1:], tmp_path / "site")
+    have = sorted(
+        p.relative_to(REPO / "leaderboard" / "site").as_posix()
+        for p in (REPO / "leaderboard" / "site").rglob("*")
+        if p.is_file()
+    )
+    assert have == want, (
+        "leaderboard/site has files the build does not write: run `snnbench leaderboard --committed`"
+    )
+
+
+COMMITTED_PROBE = """<script>
+window.addEventListener('load', function () {
+document.body.setAttribute('data-probe', JSON.stringify({
+  scroll: document.documentElement.scrollWidth, width: window.innerWidth,
+  tables: document.querySelectorAll('table.lb').length,
+  sections: document.querySelectorAll('section').length,
+  imgs: Array.prototype.map.call(document.images, function (i) { return i.naturalWidth; })
+}));
+});
+</script>
+"""
+
+
+def test_chromium_committed_page_fits_1280px(tmp_path):
+    from tests.conftest import REPO
+
+    s = tmp_path / "leaderboard" / "site"
+    shutil.copytree(REPO / "leaderboard" / "site", s)
+    page = (s / "index.html").read_text(encoding="utf-8")
+    (s / "probe.html").write_text(page.replace("</body>", COMMITTED_PROBE + "</body>"), encoding="utf-8")
+    proc = chromium((s / "probe.html").as_uri(), tmp_path, "--dump-dom", "--virtual-time-budget=10000")
+    _no_console_errors(proc)
+    found = re.search(r'data-probe="([^"]*)"', proc.stdout)
+    assert found, proc.stderr[-2000:]
+    probe = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert probe["tables"] >= 1 and probe["tables"] == probe["sections"]
+    assert probe["imgs"] and all(w > 0 for w in probe["imgs"])
+    assert probe["scroll"] <= probe["width"] == 1280, probe  # seeds and result ids visible at 1280 px
