@@ -412,7 +412,49 @@ def _readme_link(submission_path: str, submissions_root) -> str | None:
     return f"{up}{(rel_folder / 'README.md').as_posix()}"
 
 
-def method_page(method: str, rows: pd.DataFrame, submissions_root) -> str:
+def robustness(chosen: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """robust_accuracy per (table, origin, method, attack condition): mean and sample std over the
+    chosen runs that measured it (the `robustness` metric family, where it was run)."""
+    cols = [*lb.GROUP_KEYS, "origin", "method", "condition", "mean", "std", "n"]
+    rob = metrics[
+        (metrics["metric"] == "robust_accuracy") & metrics["layer"].isna() & metrics["timestep"].isna()
+    ]
+    rob = rob[rob["result_id"].isin(set(chosen["result_id"]))]
+    if not len(rob):
+        return pd.DataFrame(columns=cols)
+    rob = rob.merge(chosen[["result_id", *lb.GROUP_KEYS, "origin", "method"]], on="result_id")
+    keys = [*lb.GROUP_KEYS, "origin", "method", "condition"]
+    out = rob.groupby(keys, sort=True)["value"].agg(["mean", "std", "count"]).reset_index()
+    return out.rename(columns={"count": "n"})[cols]
+
+
+def _robust_table(rob: pd.DataFrame) -> list[str]:
+    if not len(rob):
+        return []
+    e = html.escape
+    trs = []
+    order = rob.assign(_k=[lb._sort_key(tuple(k)) for k in rob[lb.GROUP_KEYS].itertuples(index=False)])
+    for _, r in order.sort_values(["_k", "origin", "condition"]).iterrows():
+        task = (
+            f"{r['task']} v{int(r['task_version'])}, T={int(r['timesteps'])}, metrics v{r['metrics_version']}"
+        )
+        text = _pct(r["mean"]) if r["n"] == 1 else f"{_pct(r['mean'])} ± {_pct(r['std'])}"
+        trs.append(
+            f'<tr><td class="l">{e(task)}</td><td class="l">{e(str(r["condition"]))}</td>'
+            f'<td class="num">{_num_cell(text)}</td><td>{int(r["n"])}</td></tr>'
+        )
+    return [
+        "<h2>Robustness (where measured)</h2>",
+        '<table>\n<thead><tr><th class="l">table</th><th class="l">attack</th><th>robust top-1 %</th>'
+        "<th>runs</th></tr></thead>\n<tbody>\n" + "\n".join(trs) + "\n</tbody>\n</table>",
+    ]
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def method_page(method: str, rows: pd.DataFrame, submissions_root, rob: pd.DataFrame | None = None) -> str:
     e = html.escape
     body = ['<p><a href="../index.html">← leaderboard</a></p>', f"<h1>{e(method)}</h1>"]
     paths = sorted(set(rows["submission_path"]))
@@ -448,6 +490,9 @@ def method_page(method: str, rows: pd.DataFrame, submissions_root) -> str:
         + "\n".join(trs)
         + "\n</tbody>\n</table>"
     )
+
+    if rob is not None:
+        body += _robust_table(rob)
 
     body.append("<h2>Reported by the paper</h2>")
     for sp in paths:
@@ -578,8 +623,10 @@ def site_files(
     body += _blocks_html(lb._left_out_table(runs, superseded))
     files["index.html"] = _page("snnbench leaderboard", body, script=True).encode()
 
+    rob = robustness(chosen, view.metrics)
     for method, rows in summary.groupby("method", sort=True):
-        files[method_page_name(method)] = method_page(method, rows, submissions_root).encode()
+        page = method_page(method, rows, submissions_root, rob[rob["method"] == method])
+        files[method_page_name(method)] = page.encode()
     return files
 
 

@@ -92,6 +92,7 @@ def populate(root: Path, reverse: bool = False) -> None:
         rows = rows_for(fig)
         if method == "gamma":
             rows.append(MetricRow("gradient_masking_suspected", 1.0, "0/1", condition="pgd<=fgsm"))
+            rows.append(MetricRow("robust_accuracy", 0.41, "fraction", n=450, condition="fgsm eps=0.1"))
         writes.append((make_run(method, seed, sub=method[0], **over), rows))
     writes.append((make_run("beta", 2, sub="b", status="failed", error="model returned a tuple"), []))
     writes.append((make_run("alpha", 0, sub="a", limit=32), rows_for((0.1,) * 10)))

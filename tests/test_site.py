@@ -95,6 +95,8 @@ def test_method_pages_carry_citation_reported_and_readme(built):
     assert 'href="../../../subs/beta/README.md"' in beta
     gamma = (built["site"] / "methods" / "gamma.html").read_text(encoding="utf-8")
     assert "No CITATION string" in gamma
+    assert "Robustness (where measured)" in gamma and "fgsm eps=0.1" in gamma and ">41.00</td>" in gamma
+    assert "Robustness" not in alpha
 
 
 def test_rebuild_is_byte_identical_and_drops_stale_files(built, tmp_path):
