@@ -524,7 +524,10 @@ def build(
     from . import site  # site.py renders with this module's helpers
 
     blocks = page_blocks(view, tasks, Path(store_path), submissions_root)
-    files = site.site_files(view, tasks, Path(store_path), submissions_root)
+    # the repository's own page (its store is <root>/leaderboard/results) links READMEs relatively
+    root = Path(submissions_root) if submissions_root is not None else Path.cwd()
+    in_repo = Path(store_path).resolve() == (root / "leaderboard" / "results").resolve()
+    files = site.site_files(view, tasks, Path(store_path), submissions_root, relative_links=in_repo)
     out = Path(out_dir)
     md_path = out / "LEADERBOARD.md"
     out.mkdir(parents=True, exist_ok=True)

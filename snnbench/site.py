@@ -397,16 +397,18 @@ def _fmt_reported(key: str, value) -> str:
     return str(value)
 
 
-def _readme_link(submission_path: str, submissions_root) -> str | None:
-    """The submission's README relative to the committed site (leaderboard/site/methods/), when
-    the path is inside the repository and a README.md sits beside the submission."""
-    p = PurePosixPath(str(submission_path))
-    if p.is_absolute() or ".." in p.parts:
-        return None
+def _readme_link(submission_path: str, submissions_root, relative: bool = True) -> str | None:
+    """A link to the README.md beside the submission, when there is one: relative to the
+    committed site (leaderboard/site/methods/ -> ../../../baselines/x/README.md) when `relative`
+    and the path is inside the repository, else the README's absolute file:// URI (a page built in
+    a user's store folder, which lives outside the repository)."""
     path = submission_file(submission_path, submissions_root)
-    folder = path.parent
-    if not (folder / "README.md").is_file():
+    readme = path.parent / "README.md"
+    if not readme.is_file():
         return None
+    p = PurePosixPath(str(submission_path))
+    if not relative or p.is_absolute() or ".." in p.parts:
+        return readme.resolve().as_uri()
     rel_folder = p if path.name == "__init__.py" and p.suffix != ".py" else p.parent
     up = "../" * (len(SITE_IN_REPO.parts) + 1)
     return f"{up}{(rel_folder / 'README.md').as_posix()}"
@@ -454,12 +456,18 @@ def _pct(v: float) -> str:
     return f"{100 * v:.2f}"
 
 
-def method_page(method: str, rows: pd.DataFrame, submissions_root, rob: pd.DataFrame | None = None) -> str:
+def method_page(
+    method: str,
+    rows: pd.DataFrame,
+    submissions_root,
+    rob: pd.DataFrame | None = None,
+    relative_links: bool = True,
+) -> str:
     e = html.escape
     body = ['<p><a href="../index.html">← leaderboard</a></p>', f"<h1>{e(method)}</h1>"]
     paths = sorted(set(rows["submission_path"]))
     for sp in paths:
-        link = _readme_link(sp, submissions_root)
+        link = _readme_link(sp, submissions_root, relative_links)
         line = f"Submission: <code>{e(sp)}</code>"
         if link:
             line += f' · <a href="{e(link)}">README (method, mechanism, reproduction checks)</a>'
@@ -539,8 +547,11 @@ def site_files(
     tasks: dict[str, Task],
     store_root: Path,
     submissions_root: str | os.PathLike | None = None,
+    relative_links: bool = True,
 ) -> dict[str, bytes]:
-    """Every file of the site, by path relative to site/: a pure function of its arguments."""
+    """Every file of the site, by path relative to site/: a pure function of its arguments.
+    `relative_links`: method pages link READMEs relative to the repository's leaderboard/site/
+    (the committed page), else by absolute file:// URI."""
     runs = view.runs
     if "origin" not in runs.columns:
         runs = runs.assign(origin=lb.ORIGIN_OWN)
@@ -625,7 +636,7 @@ def site_files(
 
     rob = robustness(chosen, view.metrics)
     for method, rows in summary.groupby("method", sort=True):
-        page = method_page(method, rows, submissions_root, rob[rob["method"] == method])
+        page = method_page(method, rows, submissions_root, rob[rob["method"] == method], relative_links)
         files[method_page_name(method)] = page.encode()
     return files
 

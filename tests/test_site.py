@@ -92,11 +92,28 @@ def test_method_pages_carry_citation_reported_and_readme(built):
     assert 'href="../index.html#digits-v1-T4-m1"' in alpha
     beta = (built["site"] / "methods" / "beta.html").read_text(encoding="utf-8")
     assert "@inproceedings{beta2023, year={2023}}" in beta and "declares no REPORTED figures" in beta
-    assert 'href="../../../subs/beta/README.md"' in beta
+    # a store outside the repository's leaderboard/results: the README by absolute file:// URI
+    readme = (built["base"] / "subs" / "beta" / "README.md").resolve().as_uri()
+    assert f'href="{readme}"' in beta
     gamma = (built["site"] / "methods" / "gamma.html").read_text(encoding="utf-8")
     assert "No CITATION string" in gamma
     assert "Robustness (where measured)" in gamma and "fgsm eps=0.1" in gamma and ">41.00</td>" in gamma
     assert "Robustness" not in alpha
+
+
+def test_the_repositorys_own_page_links_readmes_relatively(built, tmp_path):
+    root = tmp_path / "repo"
+    shutil.copytree(built["base"] / "subs", root / "subs")
+    shutil.copytree(built["store"], root / "leaderboard" / "results")
+    leaderboard.build(
+        root / "leaderboard" / "results",
+        root / "leaderboard",
+        tasks_dir=built["tasks"],
+        submissions_root=root,
+    )
+    beta = (root / "leaderboard" / "site" / "methods" / "beta.html").read_text(encoding="utf-8")
+    assert 'href="../../../subs/beta/README.md"' in beta
+    assert (root / "leaderboard" / "site" / "methods" / "../../../subs/beta/README.md").resolve().is_file()
 
 
 def test_rebuild_is_byte_identical_and_drops_stale_files(built, tmp_path):
