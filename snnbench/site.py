@@ -591,6 +591,8 @@ def site_files(
         part = summary[lb._match(summary, key)] if len(summary) else summary
         if len(part):
             body.append(_section_table(part, f"t-{sid}", several))
+            cmd = f"snnbench cite --task {key[0]} --timesteps {int(key[3])}"
+            body.append(f'<p class="note">BibTeX for every row: <code>{e(cmd)}</code></p>')
             body += _blocks_html(lb._footnotes(part))
             plots = []
             svg = energy_plot(part, heading)

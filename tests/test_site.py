@@ -78,6 +78,7 @@ def test_index_has_sortable_filterable_tables_and_no_literal_backticks(built):
     for rid in (make_run("alpha", s, sub="a")["result_id"] for s in range(3)):
         assert f"<code>{rid}</code>" in section
     assert "† masking" in section and "≥ lower bound" in section
+    assert "<code>snnbench cite --task digits --timesteps 4</code>" in section
     # rows best first, numeric sort keys carried in data-v
     names = re.findall(r'<a href="methods/(\w+)\.html">', section.split("<tbody>", 1)[1])
     assert names == ["beta", "alpha", "gamma"]
