@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "leaderboard",
         help="build the leaderboard page: your runs next to the committed baselines",
-        description="Build LEADERBOARD.md and site/index.html from result stores alone. By default "
+        description="Build LEADERBOARD.md and the static site site/ (tables, plots, a page per method) from result stores alone. By default "
         "your store (--store / SNNBENCH_STORE / ~/.local/share/snnbench/results) is shown next to the "
         "committed baselines (leaderboard/results, read-only, marked as such) and the page is written "
         "into your store's folder; no tracked file changes. --committed rebuilds the project's own "
@@ -584,8 +584,11 @@ def cmd_leaderboard(args) -> int:
     except CorruptStoreError as exc:
         print(f"snnbench leaderboard: {exc}", file=sys.stderr)
         return 1
-    for path in written:
-        print(f"wrote {path}")
+    pages = [p for p in written if p.suffix == ".html"]
+    print(f"wrote {written[0]}")
+    print(
+        f"wrote {pages[0] if pages else out / 'site'} and {len(written) - 1 - (1 if pages else 0)} more files under {out / 'site'}"
+    )
     return 0
 
 
