@@ -141,6 +141,7 @@ def train(
     if wall_time_s is not None:
         spec["wall_time_s"] = wall_time_s
     spec["device"] = device
+    spec["seed"] = seed
     budget = Budget(**{k: v for k, v in spec.items() if k in Budget.__dataclass_fields__})
     state = GlobalTorchState.capture()
     task = dataclasses.replace(task, timesteps=steps)  # build(task) sees the T it will be run at
@@ -163,7 +164,10 @@ def train(
         model = default_train(model, task, data, budget, progress)
     seconds = time.monotonic() - started
     state.restore()
-    history = data.history if data else history
+    if data is not None:
+        history = data.history
+    elif not history:  # an RL submission's own train(): the shared DQN loop leaves its history here
+        history = list(getattr(model, "dqn_history", []))
     path = Path(out) if out else default_checkpoint_path(task.id, ref.method, seed, steps)
     payload = checkpoint_bytes(model.state_dict())
     _write_atomic(path, payload)

@@ -29,6 +29,7 @@ class Budget:
     batch_size: int = 64
     wall_time_s: float | None = None
     device: str = "cpu"
+    seed: int = 0  # the run's seed, for recipes that draw their own randomness (RL recipes get no data)
 
 
 @dataclass
