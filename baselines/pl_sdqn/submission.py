@@ -49,6 +49,7 @@ CITATION = """@article{sun2022plsdqn,
 
 # The paper reports Atari game scores in tables and plots; METHODS.md gives no figure we could
 # check ("higher Atari scores than converted or earlier spiking DQNs", unverified), so none here.
+TASKS = ("cartpole", "atari-pong", "atari-breakout")  # RL tasks only (snnbench sweep leaves out others)
 REPORTED: dict = {}
 
 VARIANT = "pbln"
