@@ -7,7 +7,6 @@ from the file's text: a submission is never imported or run to cite it.
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .literals import static_constant
 from .store import Store
 
 ENERGY_CARD = "horowitz45nm-fp32"
@@ -39,23 +39,8 @@ def read_citation(submission_path: str | os.PathLike, root: str | os.PathLike | 
     A missing or unreadable file, a syntax error, or a CITATION that is not a plain string
     literal gives None: a leaderboard or a citation must not fail because a file moved.
     """
-    path = submission_file(submission_path, root)
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return None
-    found: str | None = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        else:
-            continue
-        if any(isinstance(t, ast.Name) and t.id == "CITATION" for t in targets):
-            is_str = isinstance(value, ast.Constant) and isinstance(value.value, str)
-            found = value.value.strip() if is_str else None
-    return found or None
+    value = static_constant(submission_file(submission_path, root), "CITATION")
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def headline(metrics: pd.DataFrame) -> dict[str, float]:

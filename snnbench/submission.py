@@ -15,7 +15,6 @@ and never executes it.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.util
 import io
@@ -27,6 +26,8 @@ from types import ModuleType
 
 import numpy as np
 import torch
+
+from snnbench.literals import static_constant
 
 
 class SubmissionError(RuntimeError):
@@ -64,33 +65,6 @@ def resolve(path: str | Path) -> SubmissionRef:
         )
     method = p.parent.name if p.stem == "submission" else p.stem
     return SubmissionRef(p, method, hashlib.sha256(p.read_bytes()).hexdigest(), False)
-
-
-def static_constant(path: str | Path, name: str) -> object | None:
-    """A module-level literal `NAME = ...` of a submission file, parsed with ast, never executed
-    (None when absent, not a literal, or unreadable): how the harness reads CITATION, REPORTED
-    and NEEDS_TRAINING without running a user's code in its own process."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "__init__.py"
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return None
-    found = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        else:
-            continue
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-            try:
-                found = ast.literal_eval(value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                found = None
-    return found
 
 
 def declares_no_training(ref: SubmissionRef) -> bool:
