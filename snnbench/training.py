@@ -11,6 +11,7 @@ loads into build(task)'s model.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -29,7 +30,6 @@ from snnbench.submission import (
     SubmissionRef,
     build_seeded,
     declared_timesteps,
-    file_sha256,
 )
 
 # The recipe's types and the BPTT recipe live in snnbench.recipes.bptt; importable from here too.
@@ -171,7 +171,7 @@ def train(
     path = Path(out) if out else default_checkpoint_path(task.id, ref.method, seed, steps)
     payload = checkpoint_bytes(model.state_dict())
     _write_atomic(path, payload)
-    sha = file_sha256(path)
+    sha = hashlib.sha256(payload).hexdigest()  # the bytes just written, not read back
     done = _epochs_done(history)
     cut_by_clock = bool(budget.wall_time_s) and seconds >= float(budget.wall_time_s)
     complete = not cut_by_clock and (done is None or done >= budget.epochs)
