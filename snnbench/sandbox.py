@@ -156,6 +156,32 @@ class _Child:
         self._graph = None
         return torch.tensor(norms, dtype=torch.float64)
 
+    def train_on(self, inputs: torch.Tensor, labels: torch.Tensor, budget: dict) -> bytes:
+        """Build a fresh model, train it on (inputs, labels) with the submission's train() or the
+        default recipe, and return its checkpoint bytes; the model stays loaded for forward().
+
+        For the privacy family (snnbench.metrics.privacy): the harness trains the submission on a
+        member set it controls, here, in the submission's process, never in the harness's."""
+        from torch.utils.data import TensorDataset
+
+        from snnbench.recipes.bptt import Budget, TrainingData, default_train
+        from snnbench.training import checkpoint_bytes
+
+        module, model = build_seeded(
+            self.ref, self.task, self.seed, self.state, None, device=str(self.device)
+        )
+        data = TrainingData(self.task, TensorDataset(inputs, labels), self.timesteps, self.seed)
+        budget = Budget(**{k: v for k, v in budget.items() if k in Budget.__dataclass_fields__})
+        if callable(getattr(module, "train", None)):
+            trained = module.train(model, self.task, data, budget)
+            model = trained if isinstance(trained, torch.nn.Module) else model
+        else:
+            model = default_train(model, self.task, data, budget, progress=False)
+        self.state.restore()
+        model.eval()
+        self.model = model
+        return checkpoint_bytes(model.state_dict())
+
     def finish(self) -> dict:
         from snnbench.frameworks import reset_state
 

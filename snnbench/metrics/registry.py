@@ -79,7 +79,7 @@ FAMILIES: dict[str, Family] = {
             "membership inference and class leakage (PROTOCOLS.md section 4)",
             "parent",
             ("classification",),
-            built=False,
+            "snnbench.metrics.privacy:collect",
         ),
     )
 }
