@@ -59,6 +59,7 @@ SURROGATES: dict[str, float] = {
     "rectangular": 1.0,
     "triangle": 1.0,
     "ste": 1.0,
+    "fast_sigmoid": 25.0,  # SuperSpike (Zenke & Ganguli 2018); alpha = snnTorch's default slope
 }
 
 
@@ -76,6 +77,8 @@ def surrogate_grad(x: torch.Tensor, kind: str, alpha: float) -> torch.Tensor:
         return torch.clamp(alpha - x.abs(), min=0) / (alpha * alpha)
     if kind == "ste":
         return torch.ones_like(x)
+    if kind == "fast_sigmoid":
+        return (alpha / 2) / (1 + alpha * x.abs()) ** 2
     raise ValueError(f"unknown surrogate {kind!r}; choose one of {', '.join(SURROGATES)}")
 
 
@@ -175,6 +178,9 @@ def _surrogate_grad_(y: torch.Tensor, kind: str, alpha: float, scale: float = 1.
         return y.abs_().sub_(alpha).clamp_(max=0.0).mul_(-scale / (alpha * alpha))
     if kind == "ste":
         return y.fill_(scale)
+    if kind == "fast_sigmoid":  # (alpha / 2) / (1 + alpha * |y|) ** 2
+        y.abs_().mul_(alpha).add_(1.0)
+        return y.mul_(y).reciprocal_().mul_(alpha / 2 * scale)
     raise ValueError(f"unknown surrogate {kind!r}; choose one of {', '.join(SURROGATES)}")
 
 
