@@ -171,9 +171,11 @@ def train(
     device: str | None = None,
     data_root: str | os.PathLike | None = None,
     progress: bool = False,
+    resume: bool = False,
 ):
     """Train `model` on `task` (its own train() or the default recipe) in this process; write the
     checkpoint (default checkpoints/<task>/<method>-seed<S>-T<T>.pt) and its training record.
+    `resume` keeps a resumable recipe's state in `<checkpoint>.state/` and continues from it.
 
     Returns the TrainResult (checkpoint, sha256, seconds, history, recipe, record). A submission
     that breaks the contract raises SubmissionError.
@@ -197,6 +199,7 @@ def train(
         wall_time_s=wall_time_s,
         device=device,
         progress=progress,
+        resume=resume,
     )
 
 

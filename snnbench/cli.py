@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint's record and in every run evaluated from it",
     )
     p.add_argument("--out", help="checkpoint path (default: checkpoints/<task>/<method>-seed<S>-T<T>.pt)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="for long trainings that may be interrupted (Atari DQN): keep the training state in "
+        "<checkpoint>.state/ (saved every so often and at the --wall-time cap) and continue from it "
+        "if it is there; run the same command again to go on",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser(
@@ -495,6 +502,7 @@ def cmd_train(args) -> int:
             device=args.device,
             data_root=args.data_root,
             progress=not args.quiet,
+            resume=args.resume,
         )
     except api.INPUT_ERRORS as exc:
         raise _usage(exc) from None

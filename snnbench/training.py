@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 from snnbench.data import load_split
+from snnbench.metrics.training_energy import RECORD_KEY as TRAINING_RECORD_KEY
+from snnbench.metrics.training_energy import TrainingProbe
 from snnbench.recipes.bptt import Budget, TrainingData, default_train, readout
 from snnbench.submission import (
     GlobalTorchState,
@@ -68,6 +70,12 @@ def record_path(checkpoint: str | Path) -> Path:
     """The training record written beside a checkpoint: `<checkpoint>.json`."""
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(checkpoint.name + ".json")
+
+
+def state_path(checkpoint: str | Path) -> Path:
+    """Where a resumable recipe keeps its training state: `<checkpoint>.state/`."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + ".state")
 
 
 def checkpoint_bytes(state_dict: dict) -> bytes:
@@ -125,6 +133,8 @@ def train(
     wall_time_s: float | None = None,
     device: str = "cpu",
     progress: bool = True,
+    measure_training: bool = True,
+    resume: bool = False,
 ) -> TrainResult:
     """Train `ref` on `task`'s training split; write its state_dict and a training record beside it.
 
@@ -132,6 +142,10 @@ def train(
     same checkpoint hash and the same result id. The record (`<checkpoint>.json`) says which recipe
     ran under which budget, how long it took, and whether a wall-time cap cut it short; evaluation
     copies that into the run row.
+
+    `resume`: recipes that can resume (the DQN recipe) keep their state in `<checkpoint>.state/`,
+    saved every so often and when the wall time stops them, and continue from it when it is there;
+    the record's wall time then adds up over all the runs.
     """
     steps = task.resolve_timesteps(timesteps, declared_timesteps(ref))
     split = None if task.kind == "rl" else load_split(task, "train", data_root, steps)
@@ -142,12 +156,19 @@ def train(
         spec["wall_time_s"] = wall_time_s
     spec["device"] = device
     spec["seed"] = seed
+    path = Path(out) if out else default_checkpoint_path(task.id, ref.method, seed, steps)
+    if resume:
+        spec["state_dir"] = str(state_path(path))
     budget = Budget(**{k: v for k, v in spec.items() if k in Budget.__dataclass_fields__})
     state = GlobalTorchState.capture()
     task = dataclasses.replace(task, timesteps=steps)  # build(task) sees the T it will be run at
     module, model = build_seeded(ref, task, seed, state)
     # RL tasks have no dataset: their recipes build environments with snnbench.rl.make_env(task)
     data = None if split is None else TrainingData(task, split.dataset, steps, seed)
+    # sparsities and shapes for the training-energy model, whatever train() runs (metrics.training_energy)
+    probe = TrainingProbe(steps) if measure_training else None
+    if probe is not None:
+        probe.attach(model)
     started = time.monotonic()
     history: list[dict] = []
     if callable(getattr(module, "train", None)):
@@ -163,17 +184,20 @@ def train(
         recipe = "snnbench default BPTT (Adam, cross-entropy on mean output)"
         model = default_train(model, task, data, budget, progress)
     seconds = time.monotonic() - started
+    if probe is not None:
+        probe.detach()
     state.restore()
     if data is not None:
         history = data.history
     elif not history:  # an RL submission's own train(): the shared DQN loop leaves its history here
         history = list(getattr(model, "dqn_history", []))
-    path = Path(out) if out else default_checkpoint_path(task.id, ref.method, seed, steps)
     payload = checkpoint_bytes(model.state_dict())
     _write_atomic(path, payload)
     sha = hashlib.sha256(payload).hexdigest()  # the bytes just written, not read back
     done = _epochs_done(history)
     cut_by_clock = bool(budget.wall_time_s) and seconds >= float(budget.wall_time_s)
+    # a resumed training's history carries the wall time of all its runs
+    seconds = max([seconds] + [float(h["wall_time_s"]) for h in history if "wall_time_s" in h])
     complete = not cut_by_clock and (done is None or done >= budget.epochs)
     record = {
         "task": task.id,
@@ -191,6 +215,8 @@ def train(
         "train_wall_time_s": round(seconds, 3),
         "history": _jsonable(history),
     }
+    if probe is not None:  # what the training-energy model prices (training_energy_j at evaluation)
+        record[TRAINING_RECORD_KEY] = probe.record()
     _write_atomic(record_path(path), json.dumps(record, indent=1, sort_keys=True).encode())
     return TrainResult(path, sha, seconds, history, recipe, record)
 

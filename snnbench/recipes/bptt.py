@@ -30,6 +30,9 @@ class Budget:
     wall_time_s: float | None = None
     device: str = "cpu"
     seed: int = 0  # the run's seed, for recipes that draw their own randomness (RL recipes get no data)
+    # A folder where a recipe that can resume keeps its training state (`snnbench train --resume`):
+    # long RL trainings save it every so often and continue from it when it is there.
+    state_dir: str | None = None
 
 
 @dataclass
