@@ -7,7 +7,10 @@ Layout under the store directory:
     logs/<result_id>.txt          traceback and notes of the run
 
 Every file is written to a dot-prefixed temporary name in its own folder, fsynced and renamed
-into place, metrics first and the runs row last: the runs row is the commit point. Readers (ours,
+into place, metrics first and the runs row last: the runs row is the commit point. A store can
+also live on any pyarrow filesystem, given as a URI (s3://bucket/results, gs://..., hdfs://...,
+file:///shared/results): there each part is one put on object stores (an object appears whole or
+not at all) and a temporary plus a move elsewhere. Readers (ours,
 and `pandas.read_parquet(store / "runs")` through pyarrow's dataset discovery) ignore names that
 start with '.' or '_', so nobody ever sees half a file, and many processes or machines can write
 the same store at once without locks. The module imports no torch: it is cheap to load in workers.
@@ -118,8 +121,8 @@ METRICS_SCHEMA = pa.schema(
 class CorruptStoreError(RuntimeError):
     """A part file under runs/ or metrics/ is not a readable part file; str() is one line."""
 
-    def __init__(self, path: Path, reason: str):
-        self.path = Path(path)
+    def __init__(self, path: Path | str, reason: str):
+        self.path = path if is_uri(path) else Path(path)  # a URI for a store on a pyarrow filesystem
         self.reason = reason
         super().__init__(
             f"corrupt result file {self.path} ({reason}); remove or restore it, "
@@ -170,12 +173,16 @@ def result_id(
     return hashlib.sha256(blob.encode("ascii")).hexdigest()[:12]
 
 
-def default_store_path(explicit: str | os.PathLike | None = None) -> Path:
+def default_store_path(explicit: str | os.PathLike | None = None) -> Path | str:
     """--store wins over SNNBENCH_STORE, else the user's store (user_store_default()); a regular
-    file is an error."""
+    file is an error. A filesystem URI (s3://bucket/results) comes back as the string itself."""
     if explicit is not None and str(explicit) != "":
+        if is_uri(explicit):
+            return str(explicit)
         path, origin = Path(explicit), "--store"
     elif os.environ.get(STORE_ENV):
+        if is_uri(os.environ[STORE_ENV]):
+            return os.environ[STORE_ENV]
         path, origin = Path(os.environ[STORE_ENV]), STORE_ENV
     else:
         path, origin = user_store_default(), "the default store"
@@ -345,6 +352,195 @@ def _write_table(path: Path, table: pa.Table) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# file access: a local folder (os calls, fsync) or any pyarrow filesystem (a URI such as s3://)
+
+_URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# Object stores publish an object whole when its single upload completes, so one put is atomic
+# (and a rename would be a copy); on every other filesystem a part is written under a dot-prefixed
+# temporary name and moved into place.
+_OBJECT_STORES = frozenset({"s3", "s3a", "gcs", "gs", "abfs", "abfss", "az", "adl", "oss", "r2"})
+
+
+def is_uri(location: Any) -> bool:
+    """True for a filesystem URI (`s3://bucket/path`, `file:///abs/path`, `memory://x`): a store
+    that is read and written through pyarrow.fs instead of os calls."""
+    return isinstance(location, str) and bool(_URI_RE.match(location))
+
+
+def filesystem_for(uri: str):
+    """(pyarrow FileSystem, path inside it) for a URI: pyarrow's own schemes (file, s3, gs, hdfs,
+    abfs, ...), else any scheme fsspec knows (memory, ...) wrapped in pyarrow.fs.PyFileSystem."""
+    from pyarrow import fs as pafs
+
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    try:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise ValueError(
+            f"store {uri}: {first} ({exc}); give a folder, or a URI of a filesystem pyarrow or fsspec "
+            "knows (file://, s3://, gs://, hdfs://, memory://)"
+        ) from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+class _LocalFiles:
+    """A store folder on this machine: paths are Path objects, writes are fsynced and renamed."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def join(self, base: Path, name: str) -> Path:
+        return base / name
+
+    def name(self, loc: Path) -> str:
+        return loc.name
+
+    def show(self, loc: Path) -> Path:
+        return loc
+
+    def is_file(self, loc: Path) -> bool:
+        return loc.is_file()
+
+    def files(self, folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.is_file())
+
+    def makedirs(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def mtime(self, loc: Path) -> float | None:
+        return loc.stat().st_mtime
+
+    def remove(self, loc: Path) -> None:
+        loc.unlink()
+
+    def read_table(self, loc: Path) -> pa.Table:
+        return pq.read_table(loc)
+
+    def read_metadata(self, loc: Path):
+        return pq.read_metadata(loc)
+
+    def write(self, loc: Path, write) -> None:
+        _atomic_write(loc, write)
+
+    def walk(self) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        if not self.root.is_dir():
+            return out
+        for dirpath, _dirs, names in os.walk(self.root):
+            for name in names:
+                p = Path(dirpath) / name
+                try:
+                    st = p.lstat()
+                except FileNotFoundError:
+                    continue
+                out[p.relative_to(self.root).as_posix()] = (st.st_size, st.st_mtime_ns)
+        return out
+
+
+class _ArrowFiles:
+    """A store on a pyarrow filesystem: paths are strings inside it, shown as URIs."""
+
+    def __init__(self, fs, root: str, uri: str):
+        self.fs, self.root, self.uri = fs, root.rstrip("/"), uri.rstrip("/")
+        handler = getattr(fs, "handler", None)
+        protocol = getattr(getattr(handler, "fs", None), "protocol", None)
+        names = {fs.type_name, *(protocol if isinstance(protocol, (tuple, list)) else [protocol])}
+        self.atomic_put = bool(names & _OBJECT_STORES)
+
+    def join(self, base: str, name: str) -> str:
+        return f"{base}/{name}" if base else name
+
+    def name(self, loc: str) -> str:
+        return loc.rsplit("/", 1)[-1]
+
+    def show(self, loc: str) -> str:
+        return self.uri + loc[len(self.root) :]
+
+    def _info(self, loc: str):
+        return self.fs.get_file_info(loc)
+
+    def is_file(self, loc: str) -> bool:
+        from pyarrow import fs as pafs
+
+        return self._info(loc).type == pafs.FileType.File
+
+    def files(self, folder: str) -> list[str]:
+        from pyarrow import fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File)
+
+    def makedirs(self, folder: str) -> None:
+        self.fs.create_dir(folder, recursive=True)
+
+    def mtime(self, loc: str) -> float | None:
+        from pyarrow import fs as pafs
+
+        info = self._info(loc)
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(loc)
+        return None if info.mtime_ns is None else info.mtime_ns / 1e9
+
+    def remove(self, loc: str) -> None:
+        try:
+            self.fs.delete_file(loc)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            if not self.is_file(loc):
+                raise FileNotFoundError(loc) from None
+            raise
+
+    def read_table(self, loc: str) -> pa.Table:
+        with self.fs.open_input_file(loc) as fh:
+            return pq.read_table(fh)
+
+    def read_metadata(self, loc: str):
+        with self.fs.open_input_file(loc) as fh:
+            return pq.read_metadata(fh)
+
+    def write(self, loc: str, write) -> None:
+        """The whole file is made in memory first, so a failing `write` never opens the target.
+        Object stores: one put (visible only once complete). Others: a dot-prefixed temporary
+        beside the target, then a move (a rename on local and HDFS filesystems)."""
+        buf = pa.BufferOutputStream()
+        write(buf)
+        payload = buf.getvalue()
+        if self.atomic_put:
+            with self.fs.open_output_stream(loc) as out:
+                out.write(payload)
+            return
+        folder, name = loc.rsplit("/", 1) if "/" in loc else ("", loc)
+        tmp = self.join(folder, f"{TMP_PREFIX}{name.split('.', 1)[0]}-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(payload)
+            self.fs.move(tmp, loc)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(tmp)
+            raise
+
+    def walk(self) -> dict[str, tuple[int, int]]:
+        from pyarrow import fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True, allow_not_found=True))
+        out = {}
+        for i in infos:
+            if i.type == pafs.FileType.File:
+                rel = i.path[len(self.root) :].lstrip("/")
+                out[rel] = (int(i.size or 0), int(i.mtime_ns or 0))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
 # reading
 
 
@@ -359,7 +555,7 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     return df
 
 
-def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
+def _conform(table: pa.Table, schema: pa.Schema, path: Path | str) -> pa.Table:
     """The file's table cast to `schema`; a missing nullable column (older store) reads as null."""
     arrays = []
     for f in schema:
@@ -379,22 +575,25 @@ def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _read_part(path: Path, schema: pa.Schema, kind: str) -> pa.Table:
-    if not path.name.endswith(".parquet"):
-        raise CorruptStoreError(path, "not a .parquet part file; readers would still try to read it")
-    rid = path.name[: -len(".parquet")]
+def _read_part(path: Path, schema: pa.Schema, kind: str, files=None) -> pa.Table:
+    """One part file read and checked; `files` is the store's file access (default: a local path)."""
+    files = files or _LocalFiles(Path(path).parent)
+    name, shown = files.name(path), files.show(path)
+    if not name.endswith(".parquet"):
+        raise CorruptStoreError(shown, "not a .parquet part file; readers would still try to read it")
+    rid = name[: -len(".parquet")]
     try:
-        table = pq.read_table(path)
+        table = files.read_table(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CorruptStoreError(path, f"not readable Parquet: {reason}") from None
-    table = _conform(table, schema, path)
+        raise CorruptStoreError(shown, f"not readable Parquet: {reason}") from None
+    table = _conform(table, schema, shown)
     if kind == "runs" and table.num_rows != 1:
-        raise CorruptStoreError(path, f"a runs part holds one row, this one has {table.num_rows}")
+        raise CorruptStoreError(shown, f"a runs part holds one row, this one has {table.num_rows}")
     ids = set(table.column("result_id").to_pylist())
     if ids - {rid}:
         raise CorruptStoreError(
-            path, f"holds result_id {sorted(ids - {rid})[0]!r}, not its file name {rid!r}"
+            shown, f"holds result_id {sorted(ids - {rid})[0]!r}, not its file name {rid!r}"
         )
     return table
 
@@ -414,57 +613,75 @@ def _visible(name: str) -> bool:
 
 
 class Store:
-    """A result store directory. Nothing is created until the first write."""
+    """A result store: a folder, or a URI of any pyarrow filesystem (`s3://bucket/results`,
+    `file:///shared/results`; fsspec schemes such as `memory://` too). Nothing is created until the
+    first write. `filesystem`: a pyarrow FileSystem to use with `path` inside it (e.g. one built
+    with credentials), instead of resolving a URI."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if self.path.is_file():
+    def __init__(self, path: str | os.PathLike, filesystem=None):
+        if filesystem is not None:
+            root = str(path).rstrip("/")
+            self.path: Path | str = f"{filesystem.type_name}://{root}"
+            self._files = _ArrowFiles(filesystem, root, self.path)
+        elif is_uri(path):
+            self.path = str(path).rstrip("/")
+            fs, root = filesystem_for(self.path)
+            self._files = _ArrowFiles(fs, root, self.path)
+        else:
+            self.path = Path(path)
+            self._files = _LocalFiles(self.path)
+        if self._files.is_file(self._files.root):
             raise ValueError(f"store {self.path} is a file; give a directory for the result store")
+
+    @property
+    def is_local(self) -> bool:
+        """True for a folder on this machine (False for a store on a pyarrow filesystem URI)."""
+        return isinstance(self._files, _LocalFiles)
 
     # -- layout ---------------------------------------------------------------------------------
     @property
-    def runs_dir(self) -> Path:
-        return self.path / "runs"
+    def runs_dir(self) -> Path | str:
+        return self._files.join(self._files.root, "runs")
 
     @property
-    def metrics_dir(self) -> Path:
-        return self.path / "metrics"
+    def metrics_dir(self) -> Path | str:
+        return self._files.join(self._files.root, "metrics")
 
     @property
-    def logs_dir(self) -> Path:
-        return self.path / "logs"
+    def logs_dir(self) -> Path | str:
+        return self._files.join(self._files.root, "logs")
 
-    def log_path(self, result_id: str) -> Path:
-        """Where the traceback and notes of a run go (logs/<result_id>.txt)."""
+    def log_path(self, result_id: str) -> Path | str:
+        """Where the traceback and notes of a run go (logs/<result_id>.txt; a URI on a filesystem URI)."""
         _check_id(result_id)
-        return self.logs_dir / f"{result_id}.txt"
+        return self._files.show(self._files.join(self.logs_dir, f"{result_id}.txt"))
 
-    def _parts(self, folder: Path) -> list[Path]:
-        if not folder.is_dir():
-            return []
-        return sorted(p for p in folder.iterdir() if _visible(p.name) and p.is_file())
+    def _parts(self, folder) -> list:
+        return [p for p in self._files.files(folder) if _visible(self._files.name(p))]
 
     def result_ids(self) -> list[str]:
         """Ids of committed runs (a runs part file exists), sorted; reads no file contents."""
-        return [p.name[: -len(".parquet")] for p in self._parts(self.runs_dir) if p.name.endswith(".parquet")]
+        names = (self._files.name(p) for p in self._parts(self.runs_dir))
+        return [n[: -len(".parquet")] for n in names if n.endswith(".parquet")]
 
     # -- writing --------------------------------------------------------------------------------
     def _ensure_dirs(self) -> None:
         for d in (self.runs_dir, self.metrics_dir, self.logs_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            self._files.makedirs(d)
 
-    def remove_orphans(self, older_than_s: float = ORPHAN_AGE_S) -> list[Path]:
+    def remove_orphans(self, older_than_s: float = ORPHAN_AGE_S) -> list[Path | str]:
         """Delete temporary files left by killed writers, older than `older_than_s`; return them."""
         removed = []
         cutoff = time.time() - older_than_s
         for d in (self.runs_dir, self.metrics_dir, self.logs_dir):
-            if not d.is_dir():
-                continue
-            for p in sorted(d.glob(f"{TMP_PREFIX}*")):
+            for p in self._files.files(d):
+                if not self._files.name(p).startswith(TMP_PREFIX):
+                    continue
                 try:
-                    if p.stat().st_mtime < cutoff:
-                        p.unlink()
-                        removed.append(p)
+                    mtime = self._files.mtime(p)
+                    if mtime is not None and mtime < cutoff:
+                        self._files.remove(p)
+                        removed.append(self._files.show(p))
                 except FileNotFoundError:  # another writer removed or renamed it first
                     continue
         return removed
@@ -482,28 +699,31 @@ class Store:
         metrics_table = pa.Table.from_pylist(metric_rows, schema=METRICS_SCHEMA)
         self._ensure_dirs()
         self.remove_orphans()
-        _write_table(self.metrics_dir / f"{rid}.parquet", metrics_table)
-        _write_table(self.runs_dir / f"{rid}.parquet", run_table)
+        for folder, table in ((self.metrics_dir, metrics_table), (self.runs_dir, run_table)):
+            self._files.write(
+                self._files.join(folder, f"{rid}.parquet"), lambda fh, t=table: pq.write_table(t, fh)
+            )
 
-    def write_log(self, result_id: str, text: str) -> Path:
+    def write_log(self, result_id: str, text: str) -> Path | str:
         """Write logs/<result_id>.txt atomically (replacing an older log of the same id)."""
-        path = self.log_path(result_id)
+        _check_id(result_id)
         self._ensure_dirs()
-        _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
-        return path
+        loc = self._files.join(self.logs_dir, f"{result_id}.txt")
+        self._files.write(loc, lambda fh: fh.write(text.encode("utf-8")))
+        return self._files.show(loc)
 
     # -- reading --------------------------------------------------------------------------------
-    def _read_dir(self, folder: Path, schema: pa.Schema, kind: str, skip_corrupt: bool, keep=None):
+    def _read_dir(self, folder, schema: pa.Schema, kind: str, skip_corrupt: bool, keep=None):
         tables, corrupt = [], []
         for p in self._parts(folder):
-            if keep is not None and p.name[: -len(".parquet")] not in keep:
+            if keep is not None and self._files.name(p)[: -len(".parquet")] not in keep:
                 continue
             try:
-                tables.append(_read_part(p, schema, kind))
+                tables.append(_read_part(p, schema, kind, self._files))
             except CorruptStoreError:
                 if not skip_corrupt:
                     raise
-                corrupt.append(p)
+                corrupt.append(self._files.show(p))
         table = pa.concat_tables(tables) if tables else schema.empty_table()
         return table, corrupt
 
@@ -545,12 +765,12 @@ class Store:
     def read_run(self, result_id: str) -> dict[str, Any]:
         """One committed run as a dict (its metrics: read_metrics(result_ids=[id]))."""
         _check_id(result_id)
-        path = self.runs_dir / f"{result_id}.parquet"
-        if not path.is_file():
+        path = self._files.join(self.runs_dir, f"{result_id}.parquet")
+        if not self._files.is_file(path):
             raise KeyError(result_id)
-        return _to_frame(_read_part(path, RUN_SCHEMA, "runs")).iloc[0].to_dict()
+        return _to_frame(_read_part(path, RUN_SCHEMA, "runs", self._files)).iloc[0].to_dict()
 
-    def corrupt_files(self) -> list[Path]:
+    def corrupt_files(self) -> list[Path | str]:
         """Part files under runs/ and metrics/ that are not readable part files (reads them all)."""
         bad = []
         for folder, schema, kind in (
@@ -559,21 +779,21 @@ class Store:
         ):
             for p in self._parts(folder):
                 try:
-                    _read_part(p, schema, kind)
+                    _read_part(p, schema, kind, self._files)
                 except CorruptStoreError:
-                    bad.append(p)
+                    bad.append(self._files.show(p))
         return sorted(bad)
 
-    def unreadable_parts(self) -> list[Path]:
+    def unreadable_parts(self) -> list[Path | str]:
         """Part files whose Parquet footer cannot be read: a cheap check (no data pages are read)
         that `evaluate` runs before every run to warn about damage it did not cause."""
         bad = []
         for folder in (self.runs_dir, self.metrics_dir):
             for p in self._parts(folder):
                 try:
-                    pq.read_metadata(p)
+                    self._files.read_metadata(p)
                 except (pa.ArrowException, OSError, ValueError):
-                    bad.append(p)
+                    bad.append(self._files.show(p))
         return sorted(bad)
 
     def resolve_id(self, prefix: str) -> str:
@@ -597,18 +817,7 @@ class Store:
     # -- isolation check ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, tuple[int, int]]:
         """relative path -> (size, mtime_ns) of every file under the store (empty if none yet)."""
-        out: dict[str, tuple[int, int]] = {}
-        if not self.path.is_dir():
-            return out
-        for dirpath, _dirs, files in os.walk(self.path):
-            for name in files:
-                p = Path(dirpath) / name
-                try:
-                    st = p.lstat()
-                except FileNotFoundError:
-                    continue
-                out[p.relative_to(self.path).as_posix()] = (st.st_size, st.st_mtime_ns)
-        return dict(sorted(out.items()))
+        return dict(sorted(self._files.walk().items()))
 
     def changed_since(
         self,
