@@ -170,7 +170,7 @@ def set_bits_(model: nn.Module, bits: int, rounding: str | None = None) -> None:
             m.weight_scale.fill_(0.0)
             if rounding is not None:
                 m.rounding = rounding
-        if isinstance(m, QuantLIF) and bits:
+        if isinstance(m, QuantLIF):
             m.set_bits_(bits, rounding)
 
 
@@ -214,7 +214,9 @@ class QuantLIF(LIF):
             self.set_bits_(potential_bits, rounding)
 
     def set_bits_(self, bits: int, rounding: str | None = None) -> None:
-        _check(bits, rounding or self.rounding)
+        """b-bit potentials (0 = float)."""
+        if bits:
+            _check(bits, rounding or self.rounding)
         self.potential_bits.fill_(int(bits))
         if rounding is not None:
             self.rounding = rounding
