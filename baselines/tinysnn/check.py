@@ -100,7 +100,8 @@ def main() -> None:
         print(f"| 4-bit QAT, {rounding} rounding | {ms(r[f'qat4_{rounding}'] for r in rows)} |")
     print(f"| selector's choice per seed | {', '.join(r['chosen'] for r in rows)} |")
     print(f"| selector's model: test accuracy | {ms(r['chosen_test'] for r in rows)} |")
-    print(f"| selector's model: param_bytes | {', '.join(f'{r['chosen_bytes']:.0f}' for r in rows)} |")
+    sizes = ", ".join(str(int(r["chosen_bytes"])) for r in rows)
+    print(f"| selector's model: param_bytes | {sizes} |")
     drop_ok = all(a - b <= 0.01 for a, b in zip(fp, q8)) and statistics.mean(fp) - statistics.mean(q8) <= 0.01
     mem_ok = min(ratio) >= 4.0
     near = statistics.mean(r["qat4_nearest"] for r in rows)
@@ -110,7 +111,9 @@ def main() -> None:
     print(f"- 8 bits within 1 point of FP32 (mean and every seed): {drop_ok}")
     print(f"- >= 4x less memory at 8 bits: {mem_ok} (min ratio {min(ratio):.4f})")
     print(f"- 4-bit QAT: nearest > trunc: {near > trunc}; stochastic > trunc: {stoch > trunc}")
-    print(f"- selector returns the smallest model within tolerance (every seed): {all(r['selector_ok'] for r in rows)}")
+    print(
+        f"- selector returns the smallest model within tolerance (every seed): {all(r['selector_ok'] for r in rows)}"
+    )
     print(f"\ncheck time: {time.monotonic() - started:.0f} s")
 
 
