@@ -182,6 +182,49 @@ class _Child:
         self.model = model
         return checkpoint_bytes(model.state_dict())
 
+    def set_surrogate(self, name: str) -> dict:
+        """Swap every known neuron's backward surrogate to `name` ("own" restores the submission's);
+        the forward is unchanged (snnbench.surrogates). Returns {framework: neurons swapped}."""
+        from snnbench.surrogates import swap_surrogates
+
+        assert self.model is not None
+        return swap_surrogates(self.model, name)
+
+    def train_twin(
+        self, inputs: torch.Tensor, labels: torch.Tensor, epochs: int, lr: float, batch_size: int
+    ) -> dict:
+        """Build and briefly train the ANN twin (snnbench.twin) on encoded TRAINING inputs and
+        their labels; only after finish(). The test labels never come here."""
+        from snnbench.surrogates import swap_surrogates
+        from snnbench.twin import train_twin
+
+        assert self.model is not None
+        if self.probes:
+            raise RuntimeError("train_twin is only allowed after finish()")
+        swap_surrogates(self.model, "own")
+        with torch.enable_grad():
+            self._twin, info = train_twin(self.model, inputs, labels, epochs, lr, batch_size, self.seed)
+        return info
+
+    def twin_forward(self, x: torch.Tensor) -> torch.Tensor:
+        from snnbench.frameworks import reset_state
+
+        reset_state(self._twin)
+        with torch.no_grad():
+            out = check_output(self._twin(x.to(self.device)), self.timesteps, x.shape[1], self.task.outputs)
+        return out.detach().to(device="cpu", dtype=torch.float32).clone()
+
+    def twin_forward_with_graph(self, x: torch.Tensor) -> torch.Tensor:
+        """As forward_with_graph, through the ANN twin; input_gradient then pulls back through it."""
+        from snnbench.frameworks import reset_state
+
+        reset_state(self._twin)
+        x = x.detach().to(self.device).clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = check_output(self._twin(x), self.timesteps, x.shape[1], self.task.outputs)
+        self._graph = (x, out)
+        return out.detach().to(device="cpu", dtype=torch.float32).clone()
+
     def finish(self) -> dict:
         from snnbench.frameworks import reset_state
 

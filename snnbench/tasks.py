@@ -107,6 +107,14 @@ class RobustnessSpec(Section):
     blackbox_samples: int = 64
     blackbox_queries: int = 100
     event_budget: float = 0.05
+    # issue 28: white-box attacks through each surrogate (worst case is the headline), APGD-CE,
+    # expectation over `eot_draws` Poisson draws, transfer from an ANN twin trained on the train split
+    surrogates: tuple[str, ...] = ("own", "rectangular", "fast_sigmoid", "atan")
+    apgd_steps: int = 20
+    eot_draws: int = 8
+    transfer_samples: int = 2048
+    transfer_epochs: int = 3
+    transfer_lr: float = 1e-3
 
 
 @dataclass(frozen=True)

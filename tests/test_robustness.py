@@ -193,8 +193,10 @@ def test_rows_of_a_normal_model_raise_no_flag():
     flags = _by_condition(rows, "gradient_masking_suspected")
     assert set(acc) == {
         "clean",
+        "worst case eps=0.1 over fgsm,pgd,apgd-ce x surrogates own",  # an ANN: no surrogate to swap
         "fgsm eps=0.1",
         "pgd eps=0.1 steps=10 step=0.025",
+        "apgd-ce eps=0.1 steps=20",
         "pgd eps=1 steps=10 step=0.25",
         "gaussian sigma=0.1",
         "square eps=0.1 queries=100",
@@ -366,7 +368,8 @@ def test_rate_coded_rows_run_and_are_seeded():
     ]
     assert runs[0] == runs[1]
     acc = _by_condition(runs[0], "robust_accuracy")
-    assert acc["pgd eps=0.1 steps=10 step=0.025"].value < acc["clean"].value
+    assert acc["pgd eps=0.1 steps=10 step=0.025 eot=8"].value < acc["clean"].value
+    assert "apgd-ce eps=0.1 steps=20 eot=8" in acc
 
 
 def test_robustness_subset_takes_the_first_samples_and_the_normalisation():

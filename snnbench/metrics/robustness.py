@@ -43,6 +43,8 @@ from snnbench.encoding import Direct, Frames, PoissonRate
 from snnbench.metrics import MetricRow, mean_and_stderr
 
 PGD_STEPS = 10
+APGD_STEPS = 20
+DEFAULT_SURROGATES = ("own", "rectangular", "fast_sigmoid", "atan")
 CHANCE_MARGIN = 0.1
 HUGE_EPS = 1.0
 
@@ -89,6 +91,30 @@ class SandboxOracle:
         grad = self.box.call("input_gradient", loss_cotangent(out, labels))
         return out, grad
 
+    def set_surrogate(self, name: str) -> dict[str, int]:
+        return self.box.call("set_surrogate", name)
+
+    def twin(self, inputs: Tensor, labels: Tensor, epochs: int, lr: float, batch: int) -> tuple[object, dict]:
+        """Train the ANN twin in the submission's process on TRAINING inputs and labels."""
+        x = inputs.detach().to(torch.float32).contiguous()
+        info = self.box.call("train_twin", x, labels.long(), epochs, lr, batch)
+        return _SandboxTwinOracle(self.box), info
+
+
+class _SandboxTwinOracle:
+    """The ANN twin in the sandbox, as a GradientOracle (test labels stay here, as above)."""
+
+    def __init__(self, box) -> None:
+        self.box = box
+
+    def outputs(self, x_enc: Tensor) -> Tensor:
+        return self.box.call("twin_forward", x_enc.detach().to(torch.float32).contiguous())
+
+    def loss_gradient(self, x_enc: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.box.call("twin_forward_with_graph", x_enc.detach().to(torch.float32).contiguous())
+        grad = self.box.call("input_gradient", loss_cotangent(out, labels))
+        return out, grad
+
 
 class LocalOracle:
     """An in-process module (tests, ANN twins). Puts the model in eval mode; neuron state is
@@ -113,6 +139,20 @@ class LocalOracle:
             out = self._forward(x)
             (grad,) = torch.autograd.grad(out, x, grad_outputs=loss_cotangent(out, labels).to(out.dtype))
         return out.detach().to(torch.float32), grad.detach()
+
+    def set_surrogate(self, name: str) -> dict[str, int]:
+        from snnbench.surrogates import swap_surrogates
+
+        return swap_surrogates(self.model, name)
+
+    def twin(self, inputs: Tensor, labels: Tensor, epochs: int, lr: float, batch: int) -> tuple[object, dict]:
+        from snnbench.surrogates import swap_surrogates
+        from snnbench.twin import train_twin
+
+        swap_surrogates(self.model, "own")
+        with torch.enable_grad():
+            model, info = train_twin(self.model, inputs, labels, epochs, lr, batch, seed=0)
+        return LocalOracle(model), info
 
 
 # ---------------------------------------------------------------- input spaces
@@ -166,6 +206,26 @@ def _margin(out: Tensor, labels: Tensor) -> Tensor:
     return true - other
 
 
+def pixel_gradient(
+    oracle: GradientOracle,
+    space: PixelSpace,
+    u: Tensor,
+    labels: Tensor,
+    generator: torch.Generator | None,
+    draws: int = 1,
+) -> tuple[Tensor, Tensor]:
+    """(readout logits [B, C], dLoss/du) at pixels u. With draws > 1, expectation over
+    transformation (Athalye et al. 2018): the gradient and logits are averaged over `draws`
+    independent encodings (fresh Poisson draws), sent as one batch of draws * B."""
+    if draws <= 1:
+        out, g_enc = oracle.loss_gradient(space.encode(u, generator), labels)
+        return readout(out), space.pixel_gradient(g_enc)
+    rep = u.repeat(draws, *([1] * (u.dim() - 1)))
+    out, g_enc = oracle.loss_gradient(space.encode(rep, generator), labels.repeat(draws))
+    grad = space.pixel_gradient(g_enc).reshape(draws, *u.shape).mean(0)
+    return readout(out).reshape(draws, len(u), -1).mean(0), grad
+
+
 def fgsm(
     oracle: GradientOracle,
     space: PixelSpace,
@@ -173,12 +233,13 @@ def fgsm(
     labels: Tensor,
     eps: float,
     generator: torch.Generator | None = None,
+    draws: int = 1,
 ) -> tuple[Tensor, Tensor]:
     """One signed-gradient step of size eps on pixels u, clamped to [0, 1].
-    Returns (adversarial pixels, outputs at the clean input)."""
-    out, g_enc = oracle.loss_gradient(space.encode(u, generator), labels)
-    adv = (u + eps * space.pixel_gradient(g_enc).sign()).clamp(0.0, 1.0)
-    return adv, out
+    Returns (adversarial pixels, readout logits at the clean input)."""
+    z, grad = pixel_gradient(oracle, space, u, labels, generator, draws)
+    adv = (u + eps * grad.sign()).clamp(0.0, 1.0)
+    return adv, z
 
 
 def pgd(
@@ -190,6 +251,7 @@ def pgd(
     steps: int = PGD_STEPS,
     step: float | None = None,
     generator: torch.Generator | None = None,
+    draws: int = 1,
 ) -> Tensor:
     """L-inf PGD from a uniform random start in the eps-ball (seeded), step eps/4 by default;
     every iterate is projected onto the eps-ball around u and onto [0, 1]."""
@@ -197,10 +259,77 @@ def pgd(
     start = torch.rand(u.shape, generator=generator, dtype=u.dtype) * 2 - 1
     adv = (u + eps * start).clamp(0.0, 1.0)
     for _ in range(steps):
-        _, g_enc = oracle.loss_gradient(space.encode(adv, generator), labels)
-        adv = adv + step * space.pixel_gradient(g_enc).sign()
+        _, grad = pixel_gradient(oracle, space, adv, labels, generator, draws)
+        adv = adv + step * grad.sign()
         adv = torch.minimum(torch.maximum(adv, u - eps), u + eps).clamp(0.0, 1.0)
     return adv
+
+
+def apgd_checkpoints(steps: int) -> tuple[int, int, int]:
+    """(first checkpoint interval, minimum interval, interval decrease) of APGD, as in the
+    authors' code: 0.22, 0.06 and 0.03 of the iterations, at least 1 each."""
+    return max(int(0.22 * steps), 1), max(int(0.06 * steps), 1), max(int(0.03 * steps), 1)
+
+
+def apgd(
+    oracle: GradientOracle,
+    space: PixelSpace,
+    u: Tensor,
+    labels: Tensor,
+    eps: float,
+    steps: int,
+    generator: torch.Generator | None = None,
+    draws: int = 1,
+    rho: float = 0.75,
+) -> Tensor:
+    """APGD-CE, L-inf (Croce & Hein 2020, AutoAttack's step-size-free PGD): step 2 eps halved at
+    checkpoints where fewer than rho of the steps since the last one raised the loss, or where
+    the step was not halved last time and the best loss did not improve (then the iterate
+    restarts from the best point); momentum 0.75. Loss: per-sample cross-entropy of the
+    time-mean readout. Starts at u + eps * t / max|t|, t uniform in [-1, 1] (seeded). Returns
+    the last iterate found misclassified where one was, else the start (as the reference code
+    does for its robust accuracy)."""
+    n, view = len(u), (-1, *([1] * (u.dim() - 1)))
+    first, least, decrease = apgd_checkpoints(steps)
+
+    def project(v: Tensor) -> Tensor:
+        return torch.minimum(torch.maximum(v, u - eps), u + eps).clamp(0.0, 1.0)
+
+    def loss_of(z: Tensor) -> Tensor:
+        return nn.functional.cross_entropy(z, labels, reduction="none")
+
+    t = torch.rand(u.shape, generator=generator, dtype=u.dtype) * 2 - 1
+    adv = (u + eps * t / t.reshape(n, -1).abs().amax(1).clamp_min(1e-12).view(view)).clamp(0.0, 1.0)
+    found = adv.clone()
+    z, grad = pixel_gradient(oracle, space, adv, labels, generator, draws)
+    best_loss, best, best_grad = loss_of(z), adv.clone(), grad.clone()
+    step = torch.full((n,), 2.0 * eps, dtype=u.dtype)
+    previous = adv.clone()
+    losses = torch.zeros(steps, n, dtype=torch.float64)
+    last_best, reduced_last = best_loss.clone(), torch.ones(n, dtype=torch.bool)
+    interval, counter = first, 0
+    for i in range(steps):
+        momentum = adv - previous
+        previous = adv.clone()
+        a = 0.75 if i > 0 else 1.0
+        z1 = project(adv + step.view(view) * grad.sign())
+        adv = project(adv + (z1 - adv) * a + momentum * (1 - a))
+        z, grad = pixel_gradient(oracle, space, adv, labels, generator, draws)
+        loss, wrong = loss_of(z), z.argmax(1) != labels
+        found[wrong] = adv[wrong]
+        losses[i] = loss.double()
+        up = loss > best_loss
+        best[up], best_grad[up], best_loss[up] = adv[up], grad[up], loss[up]
+        counter += 1
+        if counter == interval:
+            rises = sum((losses[i - c] > losses[i - c - 1]).double() for c in range(interval))
+            halve = (rises <= interval * rho) | (~reduced_last & (last_best >= best_loss))
+            reduced_last, last_best = halve.clone(), best_loss.clone()
+            if halve.any():
+                step[halve] /= 2.0
+                adv[halve], grad[halve] = best[halve], best_grad[halve]
+            counter, interval = 0, max(interval - decrease, least)
+    return found
 
 
 def square_attack(
@@ -359,6 +488,8 @@ def robustness_rows(
     *,
     pixel_mean: Tensor | None = None,
     pixel_std: Tensor | None = None,
+    train_inputs: Tensor | None = None,
+    train_labels: Tensor | None = None,
 ) -> list[MetricRow]:
     """Every robustness row for `inputs` (pre-encoding test inputs, as the dataset gives them:
     static [N, C, H, W], event frames [N, T, P, H, W]) and their labels, which never leave this
@@ -378,7 +509,8 @@ def robustness_rows(
     if (mean is None) != (std is None):
         raise ValueError("pass both pixel_mean and pixel_std (the dataset's normalisation) or neither")
     space = PixelSpace(encoder, timesteps, mean, std)
-    return _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed)
+    train = None if train_inputs is None else (train_inputs.to(torch.float32), train_labels.long())
+    return _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed, train)
 
 
 def _evaluate(oracle, space, u, labels, batch, generator) -> Tensor:
@@ -387,7 +519,78 @@ def _evaluate(oracle, space, u, labels, batch, generator) -> Tensor:
     )
 
 
-def _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed) -> list[MetricRow]:
+def _surrogate_sweep(oracle, cfg) -> list[str]:
+    """The surrogates to attack through: "own" first, then the configured swaps that the model
+    has neurons for (none for an ANN or a model whose spiking modules snnbench does not know)."""
+    wanted = list(cfg.get("surrogates", DEFAULT_SURROGATES))
+    swaps = [name for name in wanted if name != "own"]
+    if not swaps or not callable(getattr(oracle, "set_surrogate", None)):
+        return ["own"]
+    counts = oracle.set_surrogate(swaps[0])
+    oracle.set_surrogate("own")
+    return ["own", *swaps] if counts else ["own"]
+
+
+def _with(condition: str, surrogate: str, draws: int) -> str:
+    return (
+        condition
+        + ("" if surrogate == "own" else f" surrogate={surrogate}")
+        + (f" eot={draws}" if draws > 1 else "")
+    )
+
+
+def _white_box(oracle, space, u, labels, eps, batch, seed, surrogate, draws, apgd_steps):
+    """FGSM, PGD and APGD-CE hits through one surrogate; (clean hits, {condition: hits})."""
+    tag = "" if surrogate == "own" else f" {surrogate}"
+    gen = _gen(seed, "fgsm" + tag)
+    clean, adv = [], []
+    for s in _chunks(len(u), batch):  # FGSM's gradient forward is also the clean forward
+        a, z = fgsm(oracle, space, u[s], labels[s], eps, gen, draws)
+        clean.append(_hits(z, labels[s]))
+        adv.append(a)
+    hits = {
+        _with(f"fgsm eps={format_eps(eps)}", surrogate, draws): _evaluate(
+            oracle, space, torch.cat(adv), labels, batch, gen
+        )
+    }
+    name = pgd_condition(eps)
+    g = _gen(seed, name + tag)
+    adv = torch.cat(
+        [pgd(oracle, space, u[s], labels[s], eps, generator=g, draws=draws) for s in _chunks(len(u), batch)]
+    )
+    hits[_with(name, surrogate, draws)] = _evaluate(oracle, space, adv, labels, batch, g)
+    name = apgd_condition(eps, apgd_steps)
+    g = _gen(seed, name + tag)
+    adv = torch.cat(
+        [apgd(oracle, space, u[s], labels[s], eps, apgd_steps, g, draws) for s in _chunks(len(u), batch)]
+    )
+    hits[_with(name, surrogate, draws)] = _evaluate(oracle, space, adv, labels, batch, g)
+    return torch.cat(clean), hits
+
+
+def apgd_condition(eps: float, steps: int) -> str:
+    return f"apgd-ce eps={format_eps(eps)} steps={steps}"
+
+
+def _transfer(oracle, space, cfg, u, labels, eps, batch, seed, train, apgd_steps):
+    """Hits of the SNN on APGD-CE examples crafted on its ANN twin, or None where no twin can be
+    trained (no training data, or an oracle that cannot build one)."""
+    if train is None or not callable(getattr(oracle, "twin", None)):
+        return None, None
+    train_u, train_labels = train
+    count = min(len(train_u), int(cfg.get("transfer_samples", 2048)))
+    epochs = int(cfg.get("transfer_epochs", 3))
+    g = _gen(seed, "transfer")
+    x_train = space.encode(space.to_pixels(train_u[:count]), g)
+    twin, info = oracle.twin(
+        x_train, train_labels[:count], epochs, float(cfg.get("transfer_lr", 1e-3)), batch
+    )
+    adv = torch.cat([apgd(twin, space, u[s], labels[s], eps, apgd_steps, g) for s in _chunks(len(u), batch)])
+    cond = f"transfer eps={format_eps(eps)} from relu-twin ({epochs} epochs on {count} training samples) apgd-ce steps={apgd_steps}"
+    return _evaluate(oracle, space, adv, labels, batch, g), cond
+
+
+def _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed, train=None) -> list[MetricRow]:
     eps = float(cfg.get("eps", 0.1))
     n = len(inputs)
     u = space.to_pixels(inputs)
@@ -397,18 +600,31 @@ def _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed) -> list[
     if not space.differentiable:
         clean = _evaluate(oracle, space, u, labels, batch, _gen(seed, "clean"))
         return [_acc_row(clean, "clean"), noise_row]
-    gen = _gen(seed, "fgsm")
-    clean_hits, fgsm_adv = [], []
-    for s in _chunks(n, batch):  # FGSM's gradient forward is also the clean forward
-        adv, out = fgsm(oracle, space, u[s], labels[s], eps, gen)
-        clean_hits.append(_hits(out, labels[s]))
-        fgsm_adv.append(adv)
-    fgsm_hits = _evaluate(oracle, space, torch.cat(fgsm_adv), labels, batch, gen)
-    pgd_hits = {}
-    for e in (eps, HUGE_EPS):
-        g = _gen(seed, pgd_condition(e))
-        adv = torch.cat([pgd(oracle, space, u[s], labels[s], e, generator=g) for s in _chunks(n, batch)])
-        pgd_hits[e] = _evaluate(oracle, space, adv, labels, batch, g)
+    draws = int(cfg.get("eot_draws", 8)) if isinstance(space.encoder, PoissonRate) else 1
+    apgd_steps = int(cfg.get("apgd_steps", APGD_STEPS))
+    sweep = _surrogate_sweep(oracle, cfg)
+    white: dict[str, Tensor] = {}
+    clean_hits = None
+    try:
+        for surrogate in sweep:
+            if surrogate != "own":
+                oracle.set_surrogate(surrogate)
+            clean, hits = _white_box(oracle, space, u, labels, eps, batch, seed, surrogate, draws, apgd_steps)
+            clean_hits = clean if clean_hits is None else clean_hits
+            white.update(hits)
+    finally:
+        if len(sweep) > 1:
+            oracle.set_surrogate("own")
+    fgsm_own = white[_with(f"fgsm eps={format_eps(eps)}", "own", draws)]
+    pgd_own = white[_with(pgd_condition(eps), "own", draws)]
+    worst = clean_hits.clone()
+    for hits in white.values():
+        worst &= hits
+    g = _gen(seed, pgd_condition(HUGE_EPS))
+    adv = torch.cat(
+        [pgd(oracle, space, u[s], labels[s], HUGE_EPS, generator=g, draws=draws) for s in _chunks(n, batch)]
+    )
+    huge_hits = _evaluate(oracle, space, adv, labels, batch, g)
     # black-box: a modest query budget on the first samples
     m = min(n, int(cfg.get("blackbox_samples", 64)))
     queries = int(cfg.get("blackbox_queries", 100))
@@ -417,18 +633,29 @@ def _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed) -> list[
         [square_attack(oracle, space, u[s], labels[s], eps, queries, g) for s in _chunks(m, batch)]
     )
     bb_hits = _evaluate(oracle, space, bb, labels[:m], batch, g)
+    transfer_hits, transfer_cond = _transfer(
+        oracle, space, cfg, u, labels, eps, batch, seed, train, apgd_steps
+    )
     chance = 1.0 / task.classes
-    return [
-        _acc_row(torch.cat(clean_hits), "clean"),
-        _acc_row(fgsm_hits, f"fgsm eps={format_eps(eps)}"),
-        _acc_row(pgd_hits[eps], pgd_condition(eps)),
-        _acc_row(pgd_hits[HUGE_EPS], pgd_condition(HUGE_EPS)),
+    attacks = ",".join(["fgsm", "pgd", "apgd-ce"])
+    headline = f"worst case eps={format_eps(eps)} over {attacks} x surrogates {','.join(sweep)}"
+    rows = [_acc_row(clean_hits, "clean"), _acc_row(worst, headline + (f" eot={draws}" if draws > 1 else ""))]
+    rows += [_acc_row(hits, cond) for cond, hits in white.items()]
+    rows += [
+        _acc_row(huge_hits, _with(pgd_condition(HUGE_EPS), "own", draws)),
         noise_row,
         _acc_row(bb_hits, f"square eps={format_eps(eps)} queries={queries}"),
-        _flag_row(weaker_than(fgsm_hits, pgd_hits[eps]), "pgd<=fgsm", n),
-        _flag_row(_acc(pgd_hits[HUGE_EPS]) > chance + CHANCE_MARGIN, "eps=1 near chance", n),
-        _flag_row(weaker_than(bb_hits, pgd_hits[eps][:m]), "black-box<=white-box", m),
     ]
+    if transfer_hits is not None:
+        rows.append(_acc_row(transfer_hits, transfer_cond))
+    rows += [
+        _flag_row(weaker_than(fgsm_own, pgd_own), "pgd<=fgsm", n),
+        _flag_row(_acc(huge_hits) > chance + CHANCE_MARGIN, "eps=1 near chance", n),
+        _flag_row(weaker_than(bb_hits, worst[:m]), "black-box<=white-box", m),
+    ]
+    if transfer_hits is not None:
+        rows.append(_flag_row(weaker_than(transfer_hits, worst), "transfer<=white-box", n))
+    return rows
 
 
 def _event_rows(oracle, cfg, frames, labels, batch, seed) -> list[MetricRow]:
@@ -464,10 +691,13 @@ def _event_rows(oracle, cfg, frames, labels, batch, seed) -> list[MetricRow]:
 # ---------------------------------------------------------------- the subset evaluate.py attacks
 
 
-def robustness_subset(dataset, task) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """(inputs, labels, pixel_mean, pixel_std) of the first task.robustness["samples"] (default
-    256) test items; mean/std are the dataset's normalisation when it has one (ImageDataset)."""
-    count = min(len(dataset), int(task.robustness.get("samples", 256)))
+def robustness_subset(
+    dataset, task, count: int | None = None
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """(inputs, labels, pixel_mean, pixel_std) of the first `count` (default task.robustness
+    ["samples"], 256) items; mean/std are the dataset's normalisation when it has one (ImageDataset)."""
+    count = int(task.robustness.get("samples", 256)) if count is None else count
+    count = min(len(dataset), count)
     items = [dataset[i] for i in range(count)]
     inputs = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x, _ in items])
     labels = torch.as_tensor([int(y) for _, y in items], dtype=torch.long)
@@ -483,10 +713,15 @@ def robustness_subset(dataset, task) -> tuple[Tensor, Tensor, Tensor | None, Ten
 def collect(box, task, dataset, timesteps: int, seed: int) -> list[MetricRow]:
     """The registry's entry point: section 4 on the first `[robustness] samples` test items, after
     the clean pass (probes detached, so attack forwards are not counted as activity); the labels
-    stay in this process and only cotangents cross into the submission's."""
+    stay in this process and only cotangents cross into the submission's. The ANN twin of the
+    transfer attack is trained on the task's training split (read from SNNBENCH_DATA or ~/data,
+    as evaluate reads it by default); where that split cannot be read the transfer rows are left out."""
     from snnbench.encoding import encoder_for
 
     inputs, labels, mean, std = robustness_subset(dataset, task)
+    train_inputs = train_labels = None
+    if task.kind == "classification" and int(task.robustness.get("transfer_samples", 2048)) > 0:
+        train_inputs, train_labels = _training_subset(task, timesteps)
     return robustness_rows(
         SandboxOracle(box),
         task,
@@ -497,4 +732,19 @@ def collect(box, task, dataset, timesteps: int, seed: int) -> list[MetricRow]:
         seed,
         pixel_mean=mean,
         pixel_std=std,
+        train_inputs=train_inputs,
+        train_labels=train_labels,
     )
+
+
+def _training_subset(task, timesteps: int) -> tuple[Tensor | None, Tensor | None]:
+    """The first `transfer_samples` items of the training split, or (None, None) where it cannot be read."""
+    from snnbench.data import load_split
+
+    try:
+        train = load_split(task, "train", None, timesteps).dataset
+    except Exception:  # noqa: BLE001 - missing data only drops the transfer rows
+        return None, None
+    count = int(task.robustness.get("transfer_samples", 2048))
+    inputs, labels, _, _ = robustness_subset(train, task, count)
+    return inputs, labels
