@@ -27,6 +27,7 @@ from snnbench.encoding import encoder_for
 from snnbench.metrics import MetricRow, registry
 from snnbench.metrics.accuracy import accuracy_rows, stack_outputs
 from snnbench.metrics.latency import latency_rows
+from snnbench.metrics.training_energy import training_energy_rows
 from snnbench.sandbox import ChildFailure, Sandbox, SubmissionTimeout
 from snnbench.store import Store, result_id
 from snnbench.submission import SubmissionError, SubmissionRef, declared_timesteps, declares_no_training
@@ -150,6 +151,8 @@ def evaluate(
             task, ref, dataset, steps, seed, checkpoint_bytes, timeout, progress, families, limit, device
         )
         run["uncounted"] = uncounted
+        if "energy" in families:  # the cost of getting the model, from its training record
+            rows += training_energy_rows(record)
     except SubmissionTimeout as exc:
         run["status"], run["error"] = "timeout", str(exc)
     except ChildFailure as exc:
@@ -245,6 +248,7 @@ def headline(outcome: Outcome) -> list[tuple[str, str]]:
         ("macs_per_sample", None, None): "MACs / sample",
         ("energy_uj_per_sample", None, "horowitz45nm-fp32"): "energy µJ / sample (compute)",
         ("energy_uj_per_sample", None, "horowitz45nm-fp32-mem"): "energy µJ / sample (+memory)",
+        ("training_energy_j", None, "sata-bptt/horowitz45nm-fp32"): "training energy J (SATA model)",
         ("decision_timestep", None, None): "decision timestep",
         ("latency_ms_per_sample", None, None): "latency ms / sample",
         ("params", None, None): "parameters",
