@@ -284,3 +284,48 @@ def test_pl_sdqn_evaluates_through_the_cli(tmp_path):
     assert float(m[m.metric == "episode_return_mean"].value.iloc[0]) >= 8
     spikes = m[(m.metric == "spikes_per_sample") & m.layer.isna()]
     assert float(spikes.value.iloc[0]) > 0
+
+
+def test_atari_network_is_the_spiking_nature_dqn_with_pbln_and_folds_the_first_layer():
+    """On frame stacks pl_sdqn builds Conv(32,8,/4)-Conv(64,4,/2)-Conv(64,3)-Linear(512)-Linear(A),
+    pbLN + LIF after each hidden layer; conv1's charge computed once under direct input equals
+    computing it at every step, and the ablation has no normalisation."""
+    module = load(SUBMISSION)
+    task = get_task("atari-pong")
+    torch.manual_seed(0)
+    model = module.build(task)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == [
+        (32, 8, 4),
+        (64, 4, 2),
+        (64, 3, 1),
+    ]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [
+        (64 * 7 * 7, 512),
+        (512, task.actions),
+    ]
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
+    assert [tuple(n.normalized_shape) for n in norms] == [(32, 20, 20), (64, 9, 9), (64, 7, 7), (512,)]
+    assert len(model.hidden_neurons()) == 4
+    frames = torch.rand(2, *task.input_shape)
+    x = frames.unsqueeze(0).expand(task.timesteps, *frames.shape)
+    with torch.no_grad():
+        folded = model(x)
+        # the same input, but not recognisably constant over T: every step computed
+        unfolded = model.readout(
+            model.body(
+                model.norm1(model.conv1(x.reshape(-1, *x.shape[2:]))).reshape(task.timesteps, 2, 32, 20, 20)
+            )
+        )
+    assert folded.shape == (task.timesteps, 2, task.actions)
+    torch.testing.assert_close(folded, unfolded, rtol=1e-5, atol=1e-6)
+    changing = x.clone()
+    changing[1:] = 0.0  # not direct input: each step's own charge
+    with torch.no_grad():
+        per_step = model.first_charge(changing)
+    assert torch.equal(per_step[1], model.norm1(model.conv1(changing[1])))
+    ablation = module.build_variant(task, "none")
+    assert not any(isinstance(m, nn.LayerNorm) for m in ablation.modules())
+    with pytest.raises(ValueError, match="vector observations"):
+        module.build_variant(task, "ann")
