@@ -122,6 +122,8 @@ def test_imp_schedule_is_one_minus_keep_rate_to_the_k():
         assert s == pytest.approx(1 - 0.8**k)
     assert sched[-1] == 0.9
     assert pruning.imp_schedule(0.5, 0.5) == [0.5]
+    sched = pruning.imp_schedule(0.9, 0.25)  # 0.75**8 = 0.1001: 8 rounds, not a ninth of 0.01%
+    assert len(sched) == 8 and sched[-1] == 0.9 and sched[-2] == pytest.approx(1 - 0.75**7)
 
 
 def test_imp_prunes_after_each_round_and_rewinds():
