@@ -1,0 +1,212 @@
+"""Knowledge-distillation losses and the shared KD training loop for SNN students.
+
+Every KD baseline (kd_vanilla, kd_hetero_temp, takd, kd_teacher_sweetspot, ...) builds on these,
+so their checks differ only in the mechanism each paper adds.
+
+Soft-target KL with two temperatures (Hinton et al. 2015; Lee et al. 2021 for tau_s != tau_t):
+
+    L_soft = scale * KL( softmax(z_t / tau_t) || softmax(z_s / tau_s) )      (mean over the batch)
+
+Scaling convention: `scale` defaults to tau_s**2. The gradient of the KL with respect to the
+student's logits is (p_s - p_t) / tau_s, and for soft distributions p_s - p_t shrinks like
+1 / tau_s once more, so tau_s**2 keeps the soft term's gradient of the same order whatever tau_s
+is. With tau_s == tau_t == T this is exactly Hinton's T**2. Pass `scale` to use another one.
+
+Hint loss (FitNets, Romero et al. 2015): a regressor maps a student feature to the shape of a
+teacher feature, L_hint = mean squared error. Gram loss (similarity-preserving KD, Tung & Mori
+2019): G = row-L2-normalised (F F^T) over the batch, L = ||G_s - G_t||_F^2 / B^2.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "HintRegressor",
+    "distill_train",
+    "gram_loss",
+    "hint_loss",
+    "kd_loss",
+    "similarity_matrix",
+    "soft_kl",
+    "time_mean",
+]
+
+
+def _check_temperature(name: str, value: float) -> float:
+    value = float(value)
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}; pass a positive temperature")
+    return value
+
+
+def soft_kl(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    t_student: float = 4.0,
+    t_teacher: float | None = None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """scale * KL(softmax(z_t/tau_t) || softmax(z_s/tau_s)), averaged over the batch.
+
+    `t_teacher` defaults to `t_student` (Hinton's single temperature); `scale` to t_student**2.
+    The teacher's logits are detached: the teacher is never trained by this loss.
+    """
+    t_s = _check_temperature("t_student", t_student)
+    t_t = t_s if t_teacher is None else _check_temperature("t_teacher", t_teacher)
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"student logits {tuple(student_logits.shape)} and teacher logits "
+            f"{tuple(teacher_logits.shape)} differ; both must be [B, classes]"
+        )
+    log_p_s = F.log_softmax(student_logits / t_s, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits.detach() / t_t, dim=-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
+    return kl * (t_s**2 if scale is None else float(scale))
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float = 0.5,
+    t_student: float = 4.0,
+    t_teacher: float | None = None,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """(1 - alpha) * cross-entropy(z_s, y) + alpha * soft_kl(...): Hinton's KD objective."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    hard = F.cross_entropy(student_logits, labels)
+    if alpha == 0.0:
+        return hard
+    soft = soft_kl(student_logits, teacher_logits, t_student, t_teacher, scale)
+    return (1.0 - alpha) * hard + alpha * soft
+
+
+def time_mean(x: torch.Tensor, time_dim: bool) -> torch.Tensor:
+    """A student's [T, B, ...] feature averaged over time (its rate); unchanged if time_dim is False."""
+    return x.mean(0) if time_dim else x
+
+
+class HintRegressor(nn.Module):
+    """Maps a student feature [B, Cs, H, W] or [B, Ds] to a teacher feature's shape (FitNets).
+
+    Convolutional features: a 1x1 convolution to the teacher's channels, then adaptive average
+    pooling to the teacher's spatial size. Flat features: one linear layer.
+    """
+
+    def __init__(self, student_shape: tuple[int, ...], teacher_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.student_shape = tuple(student_shape)
+        self.teacher_shape = tuple(teacher_shape)
+        if len(self.student_shape) == 3 and len(self.teacher_shape) == 3:
+            self.map = nn.Conv2d(self.student_shape[0], self.teacher_shape[0], 1)
+        else:
+            fs, ft = 1, 1
+            for s in self.student_shape:
+                fs *= s
+            for s in self.teacher_shape:
+                ft *= s
+            self.map = nn.Sequential(nn.Flatten(), nn.Linear(fs, ft))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[1:]) != self.student_shape:
+            raise ValueError(
+                f"hint regressor built for student features {self.student_shape}, got {tuple(x.shape[1:])}"
+            )
+        y = self.map(x)
+        if isinstance(self.map, nn.Conv2d):
+            return F.adaptive_avg_pool2d(y, self.teacher_shape[1:])
+        return y.reshape(x.shape[0], *self.teacher_shape)
+
+
+def hint_loss(
+    student_feature: torch.Tensor, teacher_feature: torch.Tensor, regressor: nn.Module
+) -> torch.Tensor:
+    """Mean squared error between regressor(student feature) and the (detached) teacher feature."""
+    return F.mse_loss(regressor(student_feature), teacher_feature.detach())
+
+
+def similarity_matrix(features: torch.Tensor) -> torch.Tensor:
+    """[B, ...] -> [B, B]: F F^T over the flattened features, each row L2-normalised (Tung & Mori)."""
+    flat = features.reshape(features.shape[0], -1)
+    return F.normalize(flat @ flat.t(), p=2, dim=1)
+
+
+def gram_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor) -> torch.Tensor:
+    """Similarity-preserving loss ||G_s - G_t||_F^2 / B^2; feature widths may differ, batches may not."""
+    if student_feature.shape[0] != teacher_feature.shape[0]:
+        raise ValueError(
+            f"gram_loss needs the same batch: student {student_feature.shape[0]}, teacher {teacher_feature.shape[0]}"
+        )
+    b = student_feature.shape[0]
+    diff = similarity_matrix(student_feature) - similarity_matrix(teacher_feature.detach())
+    return diff.pow(2).sum() / (b * b)
+
+
+def _mean_readout(out: torch.Tensor) -> torch.Tensor:
+    return out.mean(0) if out.dim() == 3 else out
+
+
+def distill_train(
+    model: nn.Module,
+    task,
+    data,
+    budget,
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None,
+    *,
+    alpha: float = 0.5,
+    t_student: float = 4.0,
+    t_teacher: float | None = None,
+    scale: float | None = None,
+    student_logits: Callable[[torch.Tensor], torch.Tensor] = _mean_readout,
+    extra_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    label_smoothing: float = 0.0,
+) -> nn.Module:
+    """Adam + kd_loss through BPTT for budget.epochs (cosine schedule; stops on budget.wall_time_s).
+
+    `teacher(x)` gives [B, C] logits for the encoded batch x [T, B, ...] (run without gradients);
+    None (or alpha = 0) trains with cross-entropy only, the CE control. `student_logits` turns the
+    model's output into the z_s the losses see (default: the mean over time, the harness's
+    readout; kd_hetero_temp uses the output spike count). `extra_loss(out, x, y)` adds a
+    method's own term (hints, Gram). One dict per epoch goes to data.history.
+    """
+    device = torch.device(getattr(budget, "device", "cpu"))
+    model.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=budget.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, budget.epochs))
+    started = time.monotonic()
+    for epoch in range(budget.epochs):
+        model.train()
+        seen = correct = 0
+        total = 0.0
+        for x, y in data.loader(budget.batch_size):
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            z_s = student_logits(out)
+            if teacher is None or alpha == 0.0:
+                loss = F.cross_entropy(z_s, y, label_smoothing=label_smoothing)
+            else:
+                with torch.no_grad():
+                    z_t = teacher(x)
+                loss = kd_loss(z_s, z_t, y, alpha, t_student, t_teacher, scale)
+            if extra_loss is not None:
+                loss = loss + extra_loss(out, x, y)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            seen += y.numel()
+            correct += int((z_s.argmax(1) == y).sum())
+            total += loss.item() * y.numel()
+        schedule.step()
+        data.history.append({"epoch": epoch + 1, "loss": total / seen, "train_accuracy": correct / seen})
+        if budget.wall_time_s and time.monotonic() - started > budget.wall_time_s:
+            break
+    model.eval()
+    return model
