@@ -63,8 +63,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 STORE_HELP = (
-    "result store folder (default: SNNBENCH_STORE, else ~/.local/share/snnbench/results; "
-    "the committed baselines live in leaderboard/results)"
+    "result store folder, or a pyarrow filesystem URI such as s3://bucket/results (default: "
+    "SNNBENCH_STORE, else ~/.local/share/snnbench/results; the committed baselines live in leaderboard/results)"
 )
 
 
@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ray",
         metavar="ADDRESS",
-        help="run cells as Ray tasks on this cluster (pip install 'snnbench[ray]')",
+        help="run cells as Ray tasks (one CPU each) on the existing cluster at ADDRESS (host:port, or "
+        "'auto' on a cluster node); every node must see this folder and the store (pip install 'snnbench[ray]')",
     )
     p.add_argument("--store", help=STORE_HELP)
     p.add_argument(
@@ -544,27 +545,42 @@ def cmd_sweep(args) -> int:
     if not models or not seeds:
         raise UsageError("--models and --seeds must name at least one submission and one seed")
     store = str(_store(args.store).path)
-    extra = ["--limit", str(args.limit)] if args.limit else []
-    if args.metrics:
+    families = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if families:
         from snnbench.metrics.registry import FamilyError, check
 
         try:
-            check([m.strip() for m in args.metrics.split(",") if m.strip()])
+            check(list(families))
         except FamilyError as exc:
             raise UsageError(str(exc)) from None
-        extra += ["--metrics", args.metrics]
     cells = sweep.grid(tasks, models, seeds)
-    results = sweep.run(
-        cells, train=args.train, store=store, jobs=args.jobs, ray_address=args.ray, extra=extra
-    )
+    try:
+        if args.ray:
+            sweep.require_ray()
+        results = sweep.run(
+            cells,
+            train=args.train,
+            store=store,
+            jobs=args.jobs,
+            ray_address=args.ray,
+            limit=args.limit,
+            metrics=families,
+            progress=sys.stderr.isatty(),
+        )
+    except sweep.RayUnavailable as exc:
+        raise UsageError(str(exc)) from None
     failed = [r for r in results if r.exit_code != 0]
     for r in failed:
         last = r.tail.strip().splitlines()[-1] if r.tail.strip() else ""
         print(f"{r.cell.label()}: exit {r.exit_code}: {last}", file=sys.stderr)
     print(sweep.summary_table(results, store))
+    skipped = sum(r.skipped for r in results)
+    resumed = f" ({skipped} already stored, skipped)" if skipped else ""
     print(
-        f"{len(results) - len(failed)} of {len(results)} runs ok -> {store}; `snnbench leaderboard` builds the page"
+        f"{len(results) - len(failed)} of {len(results)} runs ok{resumed} -> {store}; `snnbench leaderboard` builds the page"
     )
+    if failed:
+        print("rerun the same command to resume: runs already stored are skipped", file=sys.stderr)
     return 1 if failed else 0
 
 

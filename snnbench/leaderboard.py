@@ -22,7 +22,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .cite import ENERGY_CARD, ENERGY_CARD_MEM, headline, read_citation
-from .store import Store, StoreView
+from .store import Store, StoreView, is_uri
 from .tasks import Task, load_tasks
 
 LOWER_BOUND = "≥"
@@ -480,12 +480,24 @@ def _references(summary: pd.DataFrame, submissions_root) -> list[Block]:
     return [Block("h2", "References"), *blocks] if blocks else []
 
 
-def read_views(stores: Sequence[tuple[str | os.PathLike, str]], skip_corrupt: bool = False) -> StoreView:
-    """One view over several stores, each run tagged with its `origin` label (a run id present in
-    two stores is taken from the first)."""
+def _open(store: str | os.PathLike | Store) -> Store:
+    return store if isinstance(store, Store) else Store(store)
+
+
+def _local_root(store: str | os.PathLike | Store) -> Path | None:
+    """The store's folder on this machine, None for a store on a filesystem URI."""
+    location = store.path if isinstance(store, Store) else store
+    return None if is_uri(location) or (isinstance(store, Store) and not store.is_local) else Path(location)
+
+
+def read_views(
+    stores: Sequence[tuple[str | os.PathLike | Store, str]], skip_corrupt: bool = False
+) -> StoreView:
+    """One view over several stores (folders, filesystem URIs or Store objects), each run tagged
+    with its `origin` label (a run id present in two stores is taken from the first)."""
     runs, metrics, corrupt = [], [], []
     for path, origin in stores:
-        view = Store(path).read(skip_corrupt=skip_corrupt)
+        view = _open(path).read(skip_corrupt=skip_corrupt)
         runs.append(view.runs.assign(origin=origin))
         metrics.append(view.metrics)
         corrupt += view.corrupt
@@ -500,7 +512,7 @@ def read_views(stores: Sequence[tuple[str | os.PathLike, str]], skip_corrupt: bo
 
 
 def build(
-    store_path: str | os.PathLike,
+    store_path: str | os.PathLike | Store,
     out_dir: str | os.PathLike,
     tasks_dir: str | os.PathLike | None = None,
     skip_corrupt: bool = False,
@@ -514,20 +526,23 @@ def build(
     row marked with where it came from. A corrupt part file raises the store's one-line
     CorruptStoreError unless `skip_corrupt`, which lists the skipped files at the top of the page.
     Relative submission paths (for CITATION strings) resolve against `submissions_root`, default
-    the current directory.
+    the current directory. The store may be a filesystem URI (s3://..., file://...) or a Store;
+    `out_dir` is a folder on this machine.
     """
     stores = [(store_path, ORIGIN_OWN)]
-    if baselines is not None and Path(baselines).resolve() != Path(store_path).resolve():
+    local = _local_root(store_path)
+    if baselines is not None and (local is None or Path(baselines).resolve() != local.resolve()):
         stores.append((baselines, ORIGIN_COMMITTED))
     view = read_views(stores, skip_corrupt=skip_corrupt)
     tasks = load_tasks(Path(tasks_dir) if tasks_dir is not None else None)
     from . import site  # site.py renders with this module's helpers
 
-    blocks = page_blocks(view, tasks, Path(store_path), submissions_root)
+    store_root = local if local is not None else Path(str(_open(store_path).path))
+    blocks = page_blocks(view, tasks, store_root, submissions_root)
     # the repository's own page (its store is <root>/leaderboard/results) links READMEs relatively
     root = Path(submissions_root) if submissions_root is not None else Path.cwd()
-    in_repo = Path(store_path).resolve() == (root / "leaderboard" / "results").resolve()
-    files = site.site_files(view, tasks, Path(store_path), submissions_root, relative_links=in_repo)
+    in_repo = local is not None and local.resolve() == (root / "leaderboard" / "results").resolve()
+    files = site.site_files(view, tasks, store_root, submissions_root, relative_links=in_repo)
     out = Path(out_dir)
     md_path = out / "LEADERBOARD.md"
     out.mkdir(parents=True, exist_ok=True)
