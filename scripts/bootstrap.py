@@ -66,7 +66,7 @@ def main() -> int:
         print(f"creating {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
     pip("torch==2.13.0")
-    pip("-e", ".[test]")
+    pip("-e", ".[test,ray]")  # ray: the sweep's Ray test (about 80 MB, no torch of its own)
     pip("--no-deps", *PEERS_NO_DEPS)
     pip(*PEER_DEPS)
     subprocess.run(
