@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Create .venv and install snnbench with its test tools, if not done already. Needs only python3.
 
-SpikingJelly, Norse, nirtorch and NeuroBench declare torchvision/torchaudio (or a newer torch) as
-dependencies although the parts we use do not need them; installed normally they would pull a
+SpikingJelly, Norse, nirtorch, NeuroBench and torchattacks (the tests' independent reference for
+FGSM/PGD/APGD) declare torchvision/torchaudio (or a newer torch) as dependencies although the parts
+we use do not need them; installed normally they would pull a
 multi-GB CUDA build of torch. So they go in with --no-deps, and torch is pinned to 2.13.0 (CPU).
 Re-running is cheap: a stamp records the hash of what was installed.
 """
@@ -18,14 +19,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
-PEERS_NO_DEPS = ["spikingjelly==2.0.0", "norse==1.1.0", "nirtorch", "neurobench==2.3.0"]
+PEERS_NO_DEPS = [
+    "spikingjelly==2.0.0",
+    "norse==1.1.0",
+    "nirtorch",
+    "neurobench==2.3.0",
+    "torchattacks==3.5.1",
+]
 PEER_DEPS = ["loguru", "nir"]
 
 
 # pip's resolver complains about the peers' undeclared-on-purpose dependencies after every later
 # install ("ERROR: pip's dependency resolver ... spikingjelly 2.0.0 requires torchvision, which is
 # not installed"). Those lines are expected, not failures: they are replaced by one note.
-_PEER_NAMES = ("spikingjelly", "norse", "nirtorch", "neurobench")
+_PEER_NAMES = ("spikingjelly", "norse", "nirtorch", "neurobench", "torchattacks")
 
 
 def _expected_complaint(line: str) -> bool:
@@ -70,7 +77,11 @@ def main() -> int:
     pip("--no-deps", *PEERS_NO_DEPS)
     pip(*PEER_DEPS)
     subprocess.run(
-        [str(PY), "-c", "import snnbench, torch, tonic, snntorch, spikingjelly, norse, neurobench"],
+        [
+            str(PY),
+            "-c",
+            "import snnbench, torch, tonic, snntorch, spikingjelly, norse, neurobench, torchattacks",
+        ],
         check=True,
     )
     stamp.write_text(want)
