@@ -414,16 +414,20 @@ class TrainingProbe:
         return "all", 0
 
     def _add(self, nnz: list, count: list, x: torch.Tensor, slot: tuple[str, int]) -> float:
-        """Adds x's per-timestep non-zeros and sizes; returns x's non-zero count."""
+        """Adds x's per-timestep non-zeros and sizes; returns x's non-zero count.
+
+        x.bool().sum() over a view: several times faster on CPU than torch.count_nonzero, and no
+        copy of a channels-last tensor (reshape would make one)."""
         kind, arg = slot
         if kind == "t":
-            per_t = torch.count_nonzero(x.reshape(self.steps, -1), dim=1).tolist()
+            xt = x.unflatten(0, (self.steps, -1)) if arg == 1 else x
+            per_t = xt.bool().sum(tuple(range(1, xt.dim()))).tolist()
             size = x.numel() / self.steps
             for t in range(self.steps):
                 nnz[t] += per_t[t]
                 count[t] += size
-            return sum(per_t)
-        total = int(torch.count_nonzero(x))
+            return float(sum(per_t))
+        total = float(x.bool().sum())
         if kind == "one":
             nnz[arg] += total
             count[arg] += x.numel()
@@ -448,7 +452,7 @@ class TrainingProbe:
         c.dense_ops += output.numel() * c.fan_in
         nnz = self._add(c.in_nnz, c.in_count, x, slot)
         c.in_nnz_total += nnz
-        if nnz and int(torch.count_nonzero(x == 1)) == nnz:
+        if nnz and float(x.sum()) == nnz and float((x * x).sum()) == nnz:  # all non-zeros are 1
             c.binary_nnz += nnz
         if x.requires_grad:
             c.in_grad_numel += x.numel()
