@@ -198,7 +198,7 @@ def imp_schedule(target: float, rate: float = 0.2, tol: float = 1e-3) -> list[fl
     rounds = 1
     while 1.0 - (1.0 - rate) ** rounds < target - tol:
         rounds += 1
-    return [min(target, 1.0 - (1.0 - rate) ** k) for k in range(1, rounds + 1)]
+    return [1.0 - (1.0 - rate) ** k for k in range(1, rounds)] + [target]
 
 
 def imp(
