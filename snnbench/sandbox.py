@@ -206,10 +206,16 @@ class _Child:
             self._twin, info = train_twin(self.model, inputs, labels, epochs, lr, batch_size, self.seed)
         return info
 
+    def _trained_twin(self) -> torch.nn.Module:
+        twin = getattr(self, "_twin", None)
+        if twin is None:
+            raise RuntimeError("no ANN twin: send train_twin first")
+        return twin
+
     def twin_forward(self, x: torch.Tensor) -> torch.Tensor:
         from snnbench.frameworks import reset_state
 
-        reset_state(self._twin)
+        reset_state(self._trained_twin())
         with torch.no_grad():
             out = check_output(self._twin(x.to(self.device)), self.timesteps, x.shape[1], self.task.outputs)
         return out.detach().to(device="cpu", dtype=torch.float32).clone()
@@ -218,7 +224,7 @@ class _Child:
         """As forward_with_graph, through the ANN twin; input_gradient then pulls back through it."""
         from snnbench.frameworks import reset_state
 
-        reset_state(self._twin)
+        reset_state(self._trained_twin())
         x = x.detach().to(self.device).clone().requires_grad_(True)
         with torch.enable_grad():
             out = check_output(self._twin(x), self.timesteps, x.shape[1], self.task.outputs)

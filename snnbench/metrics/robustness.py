@@ -18,11 +18,30 @@ step of eps on an integer count is not an input a sensor can produce. They get e
 (binomial thinning), hot pixels and an L0 gradient attack that adds or removes whole events
 (`event_fgsm`, see there). Gaussian noise on counts is not meaningful and is skipped.
 
+White-box attacks on static inputs (issue 28): FGSM, PGD and APGD-CE (Croce & Hein 2020, the
+step-size-free PGD of AutoAttack) run once per surrogate gradient: the submission's own and the
+swaps of [robustness] surrogates (rectangular, fast_sigmoid, atan; snnbench.surrogates swaps the
+backward of every known neuron in the submission's process and never its forward). Rows through
+a swapped surrogate say `surrogate=<name>` in their condition; rows through the own surrogate keep
+the plain names. The headline is the per-sample worst case, `worst case eps=.. over
+fgsm,pgd,apgd-ce x surrogates own,...`: a sample counts as robust only when it is classified
+correctly clean and under every one of those attacks. It is therefore never above any single
+figure. A model without a neuron snnbench knows (an ANN) is attacked through its own gradient
+only, and the condition lists `surrogates own`. Rate-coded (Poisson) inputs get expectation over
+transformation: each gradient is averaged over [robustness] eot_draws fresh draws (`eot=N`).
+
+Black-box: Square (scores only) on the first blackbox_samples, and a transfer attack: APGD-CE
+on the submission's ANN twin (snnbench.twin: the same network with every spiking neuron replaced
+by a ReLU, started from the trained weights and trained for transfer_epochs on the first
+transfer_samples items of the TRAINING split inside the sandbox), evaluated on the SNN.
+
 Sanity checks, each a `gradient_masking_suspected` row (1 = the check failed):
-- `pgd<=fgsm`: PGD is not weaker than FGSM on the same samples.
+- `pgd<=fgsm`: PGD is not weaker than FGSM on the same samples (own surrogate).
 - `eps=1 near chance`: PGD accuracy at eps=1 (any image reachable) <= 1/C + 0.1.
 - `black-box<=white-box`: a score-based Square-style random search using outputs only is not
-  stronger than PGD on the same samples.
+  stronger than the white-box worst case on the same samples.
+- `transfer<=white-box`: the transfer attack from the ANN twin is not stronger than the
+  white-box worst case.
 "Weaker" and "stronger" are judged per sample, paired (McNemar): with b the samples only the
 supposedly weaker attack breaks and c those only the stronger one breaks, the check fails when
 b - c > max(1, 2 sqrt(b + c)), about a one-sided 2-sigma excess. A plain difference of
