@@ -323,6 +323,13 @@ def _store(path: str | None):
         raise UsageError(str(exc)) from None
 
 
+def _is_committed(store) -> bool:
+    """True when `store` is the committed baselines store itself (never for a store at a URI)."""
+    from snnbench.store import COMMITTED_STORE
+
+    return store.is_local and COMMITTED_STORE.resolve() == store.path.resolve()
+
+
 def cmd_tasks(args) -> int:
     from tabulate import tabulate
 
@@ -594,8 +601,11 @@ def cmd_leaderboard(args) -> int:
         store_path, baselines = COMMITTED_STORE, None
         out = Path(args.out) if args.out else COMMITTED_STORE.parent
     else:
-        store_path = _store(args.store).path
+        store = _store(args.store)
+        store_path = store.path
         baselines = None if args.no_baselines else COMMITTED_STORE
+        if not args.out and not store.is_local:
+            raise UsageError(f"the store {store_path} is not a local folder; give --out FOLDER for the page")
         out = Path(args.out) if args.out else store_path
     try:
         written = leaderboard.build(
@@ -625,7 +635,7 @@ def cmd_cite(args) -> int:
     if args.timesteps is not None and args.task is None:
         raise UsageError("--timesteps goes with --task")
     store = _store(args.store)
-    places = [store.path] + ([COMMITTED_STORE] if COMMITTED_STORE.resolve() != store.path.resolve() else [])
+    places = [store.path] + ([] if _is_committed(store) else [COMMITTED_STORE])
     if args.task is not None:
         stores = [(store.path, "yours")] + [(p, "baseline") for p in places[1:]]
         try:
@@ -648,7 +658,7 @@ def cmd_show(args) -> int:
     from snnbench.store import COMMITTED_STORE
 
     store = _store(args.store)
-    places = [store.path] + ([COMMITTED_STORE] if COMMITTED_STORE.resolve() != store.path.resolve() else [])
+    places = [store.path] + ([] if _is_committed(store) else [COMMITTED_STORE])
     errors = []
     for place in places:
         try:

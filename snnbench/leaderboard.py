@@ -50,6 +50,10 @@ def _g3(v: float) -> str:
     return f"{v:.3g}"
 
 
+def _f3(v: float) -> str:
+    return f"{v:.3f}"
+
+
 def _f2(v: float) -> str:
     return f"{v:.2f}"
 
@@ -78,6 +82,58 @@ COLUMNS: tuple[Column, ...] = (
     Column("latency ms/sample", "latency_ms_per_sample", _g3),
     Column("params", "params", _si),
 )
+# Figures shown only where some run measured them, one column per `condition` the rows carry
+# (the energy model of a training estimate, the FPR of a membership-inference TPR), named
+# `metric[condition]` like the energy cards: (metric, header, format, placed after this key).
+MEASURED: tuple[tuple[str, str, Callable[[float], str], str], ...] = (
+    ("training_energy_j", "training J", _g3, f"energy_uj_per_sample[{ENERGY_CARD_MEM}]"),
+    ("mia_auc", "MIA AUC", _f3, "params"),
+    ("mia_tpr_at_fpr", "MIA TPR", _f3, "params"),
+    ("class_leakage", "class leakage", _f3, "params"),
+)
+_MEASURED = {m[0]: m for m in MEASURED}
+
+
+def _measured_key(metric: str, condition) -> str:
+    return metric if not isinstance(condition, str) or not condition else f"{metric}[{condition}]"
+
+
+def _measured_column(key: str) -> Column:
+    metric, _, cond = key.partition("[")
+    _, header, fmt, _ = _MEASURED[metric]
+    cond = cond.rstrip("]")
+    if cond:
+        header += f" @ {cond}" if "=" in cond else f" ({cond})"
+    return Column(header, key, fmt)
+
+
+def measured_figures(metrics: pd.DataFrame) -> dict[str, float]:
+    """The MEASURED figures of one run's metric rows (totals: no layer, no timestep), by key."""
+    if metrics.empty:
+        return {}
+    rows = metrics[
+        metrics["metric"].isin(list(_MEASURED)) & metrics["layer"].isna() & metrics["timestep"].isna()
+    ]
+    out: dict[str, float] = {}
+    for r in rows.itertuples(index=False):
+        out.setdefault(_measured_key(r.metric, r.condition), float(r.value))
+    return out
+
+
+def columns(frame: pd.DataFrame | None = None) -> list[Column]:
+    """COLUMNS and, where `frame` (a summary, see summarize()) has them, the MEASURED columns, each
+    after the column its MEASURED entry names, conditions in name order."""
+    keys = set() if frame is None else {c[: -len("_n")] for c in frame.columns if c.endswith("_n")}
+    extra = sorted(k for k in keys if k.partition("[")[0] in _MEASURED)
+    out = []
+    for col in COLUMNS:
+        out.append(col)
+        for metric, _, _, after in MEASURED:
+            if after == col.key:
+                out += [_measured_column(k) for k in extra if k.partition("[")[0] == metric]
+    return out
+
+
 # The figure that orders a table, best first: the first one its rows have.
 RANK_KEYS = ("accuracy", "human_normalized_score", "episode_return_mean")
 GROUP_KEYS = ["task", "task_version", "metrics_version", "timesteps"]
@@ -89,7 +145,9 @@ GROUP_KEYS = ["task", "task_version", "metrics_version", "timesteps"]
 
 def _run_figures(metrics: pd.DataFrame) -> tuple[dict[str, dict[str, float]], set[str]]:
     """Per result id: headline figures; and the ids with gradient_masking_suspected set."""
-    figures = {rid: headline(m) for rid, m in metrics.groupby("result_id", sort=True)}
+    figures = {
+        rid: {**headline(m), **measured_figures(m)} for rid, m in metrics.groupby("result_id", sort=True)
+    }
     flagged = metrics[(metrics["metric"] == "gradient_masking_suspected") & (metrics["value"] >= 0.5)]
     return figures, set(flagged["result_id"])
 
@@ -136,6 +194,8 @@ def summarize(view: StoreView) -> pd.DataFrame:
         runs = runs.assign(origin=ORIGIN_OWN)
     chosen, _ = select_runs(runs)
     figures, flagged = _run_figures(view.metrics)
+    measured = sorted({k for f in figures.values() for k in f if k.partition("[")[0] in _MEASURED})
+    all_columns = [*COLUMNS, *(_measured_column(k) for k in measured)]
     rows = []
     for key, group in chosen.groupby([*GROUP_KEYS, "origin", "method"], sort=True):
         group = group.sort_values(["seed", "result_id"])
@@ -157,7 +217,7 @@ def summarize(view: StoreView) -> pd.DataFrame:
             commits=commits,
             budget_cut=bool((complete == False).any()),  # noqa: E712 - nullable column
         )
-        for col in COLUMNS:
+        for col in all_columns:
             vals = np.array([figures.get(r, {}).get(col.key, np.nan) for r in ids], dtype=np.float64)
             if col.key == "latency_ms_per_sample" and len(devices) > 1:
                 vals = np.array([], dtype=np.float64)
@@ -365,7 +425,7 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _table(part: pd.DataFrame, several_origins: bool = False) -> Block:
-    cols = [c for c in COLUMNS if part[f"{c.key}_n"].sum() > 0]
+    cols = [c for c in columns(part) if part[f"{c.key}_n"].sum() > 0]
     rank = next((k for k in RANK_KEYS if part[f"{k}_n"].sum() > 0), None)
     part = part.copy()
     part["_rank"] = -part[f"{rank}_mean"].fillna(-np.inf) if rank else 0.0

@@ -188,3 +188,22 @@ def test_sweep_into_a_file_uri_store_resumes(write_submission, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "2 of 2 runs ok (2 already stored, skipped)" in out
     assert store.snapshot() == before  # nothing was evaluated again
+
+
+def test_cli_reads_a_uri_store(tmp_path, capsys):
+    """leaderboard (with --out; one line without it), show and cite on a file:// store."""
+    uri = (tmp_path / "s").as_uri()
+    store = Store(uri)
+    for run, metrics in _two_runs():
+        store.write(run, metrics)
+    rid = store.result_ids()[0]
+    assert main(["leaderboard", "--store", uri, "--no-baselines", "--out", str(tmp_path / "page")]) == 0
+    assert rid in (tmp_path / "page" / "LEADERBOARD.md").read_text()
+    capsys.readouterr()
+    assert main(["leaderboard", "--store", uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "give --out FOLDER" in err
+    assert main(["show", rid, "--store", uri]) == 0
+    assert rid in capsys.readouterr().out
+    assert main(["cite", rid, "--store", uri]) == 0
+    assert rid in capsys.readouterr().out
