@@ -123,7 +123,15 @@ def cache_dir() -> Path:
 
 
 def teacher_key(
-    task, size: str, seed: int, timesteps: int, epochs: int, batch_size: int, lr: float, n_train: int
+    task,
+    size: str,
+    seed: int,
+    timesteps: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    n_train: int,
+    tag: str = "",
 ) -> str:
     """16 hex digits of sha256 over everything that changes the teacher's weights."""
     if size not in SIZES:
@@ -143,13 +151,23 @@ def teacher_key(
         "n_train": int(n_train),
         "recipe": RECIPE_VERSION,
     }
+    if tag:  # names a training subset (e.g. a split held out for scoring); "" keeps older keys
+        fields["tag"] = str(tag)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def teacher_path(
-    task, size: str, seed: int, timesteps: int, epochs: int, batch_size: int, lr: float, n_train: int
+    task,
+    size: str,
+    seed: int,
+    timesteps: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    n_train: int,
+    tag: str = "",
 ) -> Path:
-    key = teacher_key(task, size, seed, timesteps, epochs, batch_size, lr, n_train)
+    key = teacher_key(task, size, seed, timesteps, epochs, batch_size, lr, n_train, tag)
     return cache_dir() / f"{task.id}-v{task.version}-{size}-seed{seed}-e{epochs}-b{batch_size}-{key}.pt"
 
 
@@ -208,6 +226,7 @@ def get_teacher(
     batch_size: int | None = None,
     lr: float = DEFAULT_LR,
     keep_epochs: Iterable[int] = (),
+    tag: str = "",
     progress: bool = True,
 ) -> TeacherNet:
     """The cached teacher for (task, size, seed, recipe), trained on `data` first if absent.
@@ -215,7 +234,8 @@ def get_teacher(
     `data` is the TrainingData a submission's train() receives (its dataset and T are used; its
     loader's shuffle counter is left untouched, so a cache hit and a miss give the student the same
     batches). `epochs` / `batch_size` default to the task's [train] budget. The teacher comes back
-    in eval mode with frozen parameters. Training is seeded and runs in a forked RNG, so the
+    in eval mode with frozen parameters. `tag` must name the subset when `data.dataset` is not the
+    whole training split (it goes into the key with the subset's size). Training is seeded and runs in a forked RNG, so the
     global random state is the same after a hit or a miss.
     """
     from snnbench.recipes.bptt import TrainingData
@@ -226,7 +246,7 @@ def get_teacher(
     args = (task, size, seed, data.timesteps)
 
     def path_for(e: int) -> Path:
-        return teacher_path(*args, e, batch_size, lr, n_train)
+        return teacher_path(*args, e, batch_size, lr, n_train, tag)
 
     target = path_for(epochs)
     keep = sorted({int(e) for e in keep_epochs if 0 < int(e) < epochs})
@@ -264,8 +284,8 @@ def get_teacher(
 
 
 def load_cached(
-    task, data, size: str, seed: int, epochs: int, batch_size: int, lr: float = DEFAULT_LR
+    task, data, size: str, seed: int, epochs: int, batch_size: int, lr: float = DEFAULT_LR, tag: str = ""
 ) -> TeacherNet | None:
     """A cached teacher if present (e.g. an intermediate epoch kept by keep_epochs), else None."""
-    path = teacher_path(task, size, seed, data.timesteps, epochs, batch_size, lr, len(data.dataset))
+    path = teacher_path(task, size, seed, data.timesteps, epochs, batch_size, lr, len(data.dataset), tag)
     return _load(path, task, size, data.timesteps) if path.exists() else None

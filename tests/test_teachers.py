@@ -83,7 +83,16 @@ def test_key_changes_with_version_size_seed_timesteps_and_recipe(monkeypatch):
     assert key() == k  # deterministic
     assert key(t=dataclasses.replace(task, version=task.version + 1)) != k
     assert key(t=get_task("digits-dvs")) != k
-    for change in (dict(size="large"), dict(seed=1), dict(timesteps=8), dict(epochs=10), dict(n_train=40)):
+    assert key(tag="") == k  # an empty tag keeps the key of untagged teachers
+    changes = (
+        dict(size="large"),
+        dict(seed=1),
+        dict(timesteps=8),
+        dict(epochs=10),
+        dict(n_train=40),
+        dict(tag="a"),
+    )
+    for change in changes:
         assert key(**change) != k, change
     monkeypatch.setattr(teachers, "RECIPE_VERSION", teachers.RECIPE_VERSION + 1)
     assert key() != k
