@@ -7,8 +7,8 @@ branches from those same weights with the same number of epochs: float (then bin
 alpha calibrated on one training batch, no training), progressive (layers made aware first to last)
 and all-at-once. Energy and latency of the progressive model from the harness's own counts
 (ActivityProbe + footprint rows on the test split) priced by the crossbar cards. 3 seeds.
-To fit about 6 minutes on one loaded core: a fixed 700-sample subset of the training split and
-EPOCHS_FLOAT + EPOCHS_BRANCH = 6 + 6 epochs (task budget: all 1347 samples, 15 epochs); T = 10.
+To fit about 6 minutes on one loaded core: a fixed 500-sample subset of the training split and
+EPOCHS_FLOAT + EPOCHS_BRANCH = 5 + 5 epochs (task budget: all 1347 samples, 15 epochs); T = 10.
 Run: nice -n 5 .venv/bin/python baselines/adcless_imc/check.py
 """
 
@@ -34,9 +34,9 @@ from snnbench.training import TrainingData, readout
 
 HERE = Path(__file__).resolve().parent
 SEEDS = (0, 1, 2)
-N_TRAIN = 700
-EPOCHS_FLOAT = 6
-EPOCHS_BRANCH = 6
+N_TRAIN = 500
+EPOCHS_FLOAT = 5
+EPOCHS_BRANCH = 5
 
 
 def load_submission():

@@ -9,11 +9,13 @@ progressively, layer by layer. Here:
 - Crossbar layers (CrossbarConv2d / CrossbarLinear) are snnbench.quantization Quant layers
   (WEIGHT_BITS-bit weights, fake-quantized in training, frozen at the end: `param_bytes` counts
   them at that width). When `aware` (a buffer, so evaluation reads it from the checkpoint) a layer
-  returns sum_k alpha_k * [p_k > 0] + bias over its crossbar tiles k (the flattened fan-in cut in
-  consecutive R-row blocks), else the exact sum (an ideal high-precision ADC).
-- alpha_k (a parameter per tile) is set when a layer turns aware to the mean positive partial sum
-  of tile k on one batch (reconstruction), then learned. STE window: |p_k| <= alpha_k, slope
-  1/(2 alpha_k) (reconstruction).
+  returns sum_k alpha_k * (2 [p_k > 0] - 1) + bias over its crossbar tiles k (the flattened fan-in
+  cut in consecutive R-row blocks; the adder reads the bit as +-1: reconstruction), else the exact
+  sum (an ideal high-precision ADC). p_k > 0 is decided as p_k > half a weight step (partial sums
+  of integer inputs are whole steps), so float round-off never flips an exact zero.
+- alpha_k (a parameter per tile) is set when a layer turns aware to mean |p_k| on one batch (the
+  least-squares scale; reconstruction), then learned. STE: slope 1/alpha_k inside |p_k| <=
+  alpha_k (hardtanh; reconstruction).
 - train(): FLOAT_FRACTION of the epochs with exact partial sums, then the rest split into one phase
   per layer, phase i making layers 1..i aware (first to last: reconstruction); SCHEDULE="all"
   turns every layer aware at once instead.
@@ -33,7 +35,7 @@ import torch
 from torch import nn
 
 from snnbench.neurons import LIF, MultiStep
-from snnbench.quantization import QuantConv2d, QuantLinear, freeze_
+from snnbench.quantization import QuantConv2d, QuantLinear, freeze_, max_scale
 from snnbench.training import TrainingData, readout
 
 CITATION = """@article{apolinario2022adcless,
@@ -64,18 +66,19 @@ SCHEDULE = "progressive"  # or "all"
 
 
 class _SenseAmp(torch.autograd.Function):
-    """[p > 0] forward; backward 1/(2a) inside |p| <= a (a straight-through window)."""
+    """The sense amplifier's bit b = [p > 0], read by the digital adder as 2b - 1 (+-1); backward
+    1/a inside |p| <= a (the derivative of hardtanh(p / a): a straight-through window)."""
 
     @staticmethod
     def forward(ctx, p: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(p, a)
-        return (p > 0).to(p.dtype)
+        return 2 * (p > 0).to(p.dtype) - 1
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         p, a = ctx.saved_tensors
         a = a.abs().clamp_min(1e-6)
-        return grad * (p.abs() <= a).to(grad.dtype) / (2 * a), None
+        return grad * (p.abs() <= a).to(grad.dtype) / a, None
 
 
 def sense_amp(p: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
@@ -93,22 +96,28 @@ class _Crossbar:
         self.xbar_scale = nn.Parameter(torch.ones(self.tiles))
         self.register_buffer("aware", torch.tensor(False))
 
+    def half_step(self) -> torch.Tensor | float:
+        """Half the weight grid step: a partial sum of integer inputs is a whole number of steps, so
+        p > step/2 is p > 0 without float round-off deciding exact zeros."""
+        bits = int(self.weight_bits)
+        if bits == 0:
+            return 0.0
+        frozen = float(self.weight_scale) > 0
+        return 0.5 * (self.weight_scale if frozen else max_scale(self.weight, bits)).detach()
+
     def combine(self, partials: torch.Tensor, dim: int) -> torch.Tensor:
         """partials: the tile axis at `dim`; 1-bit reads weighted by alpha_k, summed over tiles."""
         shape = [1] * partials.dim()
         shape[dim] = self.tiles
         alpha = self.xbar_scale.view(shape)
-        return (sense_amp(partials, alpha) * alpha).sum(dim)
+        return (sense_amp(partials - self.half_step(), alpha) * alpha).sum(dim)
 
     @torch.no_grad()
     def calibrate_(self, partials: torch.Tensor, dim: int) -> None:
-        """alpha_k = the mean positive partial sum of tile k (1 where none is positive)."""
-        p = partials.transpose(0, dim).reshape(self.tiles, -1)
-        pos = p.clamp_min(0)
-        count = (p > 0).sum(1)
-        self.xbar_scale.copy_(
-            torch.where(count > 0, pos.sum(1) / count.clamp_min(1), torch.ones_like(pos[:, 0]))
-        )
+        """alpha_k = mean |p_k| of tile k: the least-squares scale of alpha * sign(p) for p
+        (1 where every partial sum is 0)."""
+        m = partials.transpose(0, dim).reshape(self.tiles, -1).abs().mean(1)
+        self.xbar_scale.copy_(torch.where(m > 0, m, torch.ones_like(m)))
 
 
 class CrossbarLinear(_Crossbar, QuantLinear):
