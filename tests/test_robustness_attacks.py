@@ -4,6 +4,7 @@ the gradient-masking fixture, and the ANN-twin transfer attack through the sandb
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 
 import pytest
 import torch
@@ -128,21 +129,33 @@ def test_a_zero_gradient_step_model_is_flagged():
     assert flags["black-box<=white-box"].value == 1.0
 
 
-def spiking_net(seed: int = 0) -> nn.Module:
-    """A small snnbench MLP whose own surrogate (sigmoid) is none of the swapped ones, briefly trained."""
-    xtr, ytr, _, _ = digits_tensors()
-    torch.manual_seed(seed)
-    net = nn.Sequential(
+def _spiking_shell() -> nn.Module:
+    return nn.Sequential(
         MultiStep(nn.Flatten()),
         MultiStep(nn.Linear(64, 64)),
         LIF(tau=2.0, surrogate="sigmoid"),
         MultiStep(nn.Linear(64, 10)),
     )
+
+
+@lru_cache(maxsize=1)
+def _spiking_state() -> dict:
+    xtr, ytr, _, _ = digits_tensors()
+    torch.manual_seed(0)
+    net = _spiking_shell()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(40):
         opt.zero_grad()
         nn.functional.cross_entropy(net(Direct()(xtr, T)).mean(0), ytr).backward()
         opt.step()
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def spiking_net() -> nn.Module:
+    """A small snnbench MLP whose own surrogate (sigmoid) is none of the swapped ones, briefly
+    trained (full batch, seeded, once per session)."""
+    net = _spiking_shell()
+    net.load_state_dict(_spiking_state())
     return net.eval()
 
 
