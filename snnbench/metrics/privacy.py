@@ -173,12 +173,12 @@ def _save_grid(path: Path, images) -> None:
 
 
 def collect(box, task, dataset, timesteps: int, seed: int) -> list[MetricRow]:
-    """The registry's entry point (parent side): membership inference, then class leakage."""
+    """The registry's entry point (parent side): class leakage through `box`, then membership inference."""
     from snnbench.data import load_split
     from snnbench.encoding import encoder_for
     from snnbench.metrics.robustness import PixelSpace, SandboxOracle, robustness_subset
 
-    rows, curves = membership(box.ref, task, timesteps, seed, box.device)
+    rows: list[MetricRow] = []
     images = predicted = None
     _, _, mean, std = robustness_subset(dataset, task) if len(dataset) else (None, None, None, None)
     space = PixelSpace(encoder_for(task), timesteps, mean, std)
@@ -190,5 +190,9 @@ def collect(box, task, dataset, timesteps: int, seed: int) -> list[MetricRow]:
             SandboxOracle(box), task, timesteps, seed, space, train_x, train_y, shadow.privacy_cache_dir()
         )
         rows += leak
+    # after the inversion: membership inference trains models in sandboxes of its own, with their
+    # own deadlines, and needs nothing more from `box` (whose --timeout keeps running meanwhile)
+    mia, curves = membership(box.ref, task, timesteps, seed, box.device)
+    rows = mia + rows
     write_artifacts(artifact_dir(task, box.ref, box.checkpoint, seed), curves, images, predicted)
     return rows

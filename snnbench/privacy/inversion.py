@@ -54,11 +54,14 @@ def invert_classes(
     input_shape: tuple[int, ...],
     classes: int,
     seed: int,
-    steps: int = STEPS,
-    restarts: int = RESTARTS,
+    steps: int | None = None,
+    restarts: int | None = None,
     lr: float = LR,
 ) -> Tensor:
-    """[C, R, *input_shape] inverted inputs (pixels in [0, 1]) from uniform noise."""
+    """[C, R, *input_shape] inverted inputs (pixels in [0, 1]) from uniform noise (steps and
+    restarts default to the module's STEPS and RESTARTS)."""
+    steps = STEPS if steps is None else steps
+    restarts = RESTARTS if restarts is None else restarts
     generator = torch.Generator().manual_seed(seed)
     labels = torch.arange(classes).repeat_interleave(restarts)
     u = torch.rand((classes * restarts, *input_shape), generator=generator)

@@ -2,8 +2,9 @@
 
 Pool: 2 * M samples of the task's training split (M = [privacy] members), drawn with the run seed.
 The target trains on a random half of the pool (the members); the other half are the non-members.
-Reference model k trains on its own random half of the pool (so each sample is OUT for about half
-of them: offline attacks use those). The rest of the training split, which no model sees, is the
+Reference models come in complementary pairs: model 2j trains on a random half of the pool and
+model 2j+1 on the other half, so every sample is OUT for exactly K/2 of them (offline attacks use
+those; K odd: the last one is unpaired). The rest of the training split, which no model sees, is the
 RMIA population.
 
 Every model is trained in a sandboxed child (sandbox command `train_on`: the submission's train()
@@ -57,8 +58,11 @@ def member_split(n_train: int, members: int | None, references: int, seed: int) 
     member = np.zeros(2 * m, dtype=bool)
     member[rng.permutation(2 * m)[:m]] = True
     ref_in = np.zeros((references, 2 * m), dtype=bool)
-    for k in range(references):
-        ref_in[k, rng.permutation(2 * m)[:m]] = True
+    for k in range(0, references, 2):  # complementary pairs: every sample is OUT for K/2 models
+        half = rng.permutation(2 * m)[:m]
+        ref_in[k, half] = True
+        if k + 1 < references:
+            ref_in[k + 1] = ~ref_in[k]
     return MemberSplit(pool, member, np.sort(rest[:POPULATION]), ref_in)
 
 
@@ -124,16 +128,21 @@ def _key(task, ref, timesteps: int, seed: int, split: MemberSplit, index: int) -
 
 
 def reference_outputs(
-    ref, task, timesteps: int, seed: int, split: MemberSplit, dataset, score_x, progress: bool = True
+    ref, task, timesteps: int, seed: int, split: MemberSplit, dataset, score_x, progress: bool | None = True
 ) -> list[torch.Tensor]:
     """Outputs of each reference model on `score_x`, training (and caching) the missing ones."""
     folder = privacy_cache_dir() / task.id
     outputs = []
     bar = None
-    if progress:
+    if progress is not False:  # None: only on a terminal
         from tqdm import tqdm
 
-        bar = tqdm(total=len(split.ref_in), desc=f"privacy reference models {task.id}", file=sys.stderr)
+        bar = tqdm(
+            total=len(split.ref_in),
+            desc=f"privacy reference models {task.id}",
+            file=sys.stderr,
+            disable=None if progress is None else False,
+        )
     for k in range(len(split.ref_in)):
         path = folder / f"ref-{ref.method}-{_key(task, ref, timesteps, seed, split, k)}.pt"
         cached = _load(path)
@@ -141,7 +150,8 @@ def reference_outputs(
             idx = split.pool[split.ref_in[k]]
             x, y = _stack(dataset, idx)
             payload, out = train_and_score(ref, task, timesteps, _ref_seed(seed, k), x, y, score_x)
-            _save(path, {"checkpoint": payload, "outputs": out, "index": k})
+            blob = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+            _save(path, {"checkpoint": blob, "outputs": out, "index": torch.tensor(k)})
             cached = {"outputs": out}
         outputs.append(cached["outputs"])
         if bar is not None:
@@ -156,12 +166,12 @@ def _ref_seed(seed: int, k: int) -> int:
 
 
 def _load(path: Path) -> dict | None:
+    """A cache entry (tensors only, read with weights_only), or None when missing or damaged."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError):
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a missing or damaged cache entry is recomputed, never fatal
         return None
-    except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed, never fatal
-        return None
+    return entry if isinstance(entry, dict) and isinstance(entry.get("outputs"), torch.Tensor) else None
 
 
 def _save(path: Path, payload: dict) -> None:
