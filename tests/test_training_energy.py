@@ -209,3 +209,25 @@ def test_evaluate_stores_the_training_energy_row(two_batches, tmp_path):
 
 def work_record(result) -> dict:
     return dict(result.record["training_activity"])
+
+
+def test_compare_reports_snn_and_ann_per_card(tmp_path, capsys):
+    record = {"training_activity": _probe_two_layer()}
+    work = te.workload_from_record(record["training_activity"])
+    got = te.compare(record)
+    for name, card in te.TRAINING_ENERGY_MODELS.items():
+        row = got[f"sata-bptt/{name}"]
+        assert row["snn_j"] == te.training_energy_j(work, card)
+        assert row["ann_j"] == te.training_energy_j(work, card, "ann")
+        assert row["snn_over_ann"] == pytest.approx(row["snn_j"] / row["ann_j"])
+    ck = tmp_path / "ck.pt"
+    ck.write_bytes(b"")
+    training.record_path(ck).write_text(json.dumps({"recipe": "old"}))
+    assert te.main([str(ck)]) == 2
+    assert "no training_activity" in capsys.readouterr().out
+    training.record_path(ck).write_text(json.dumps(record))
+    assert te.main([str(ck)]) == 0
+    printed = json.loads(capsys.readouterr().out)["energy"]
+    assert printed.keys() == got.keys()
+    for key, row in got.items():
+        assert printed[key] == pytest.approx(row, rel=1e-12)

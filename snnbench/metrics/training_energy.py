@@ -522,3 +522,35 @@ def densities(activity: dict) -> dict[str, dict[str, float]]:
             "surrogate_grad_density": sum(n["grad_nnz"]) / max(1.0, sum(n["grad_count"])),
         }
     return out
+
+
+def compare(record: dict) -> dict[str, dict[str, float]]:
+    """Per card: the SNN training energy of a training record, the ANN mode's, and their ratio."""
+    work = workload_from_record(record[RECORD_KEY])
+    out = {}
+    for name, card in TRAINING_ENERGY_MODELS.items():
+        snn, ann = training_energy_j(work, card), training_energy_j(work, card, "ann")
+        out[f"{MODEL_NAME}/{name}"] = {"snn_j": snn, "ann_j": ann, "snn_over_ann": snn / ann}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m snnbench.metrics.training_energy CHECKPOINT`: SNN vs ANN training energy, per card."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("checkpoint", help="a checkpoint written by `snnbench train` (its record beside it)")
+    args = parser.parse_args(argv)
+    from snnbench.training import read_record
+
+    record = read_record(args.checkpoint)
+    if not has_data(record):
+        print(f"error: {args.checkpoint}.json has no training_activity; train it with `snnbench train`")
+        return 2
+    print(json.dumps({"densities": densities(record[RECORD_KEY]), "energy": compare(record)}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
