@@ -141,7 +141,8 @@ def train(
     The checkpoint bytes depend only on the weights, so the same seed, code and machine give the
     same checkpoint hash and the same result id. The record (`<checkpoint>.json`) says which recipe
     ran under which budget, how long it took, and whether a wall-time cap cut it short; evaluation
-    copies that into the run row.
+    copies that into the run row. `measure_training` (default on) also records the sparsities and
+    shapes the training-energy model prices (`training_activity`; snnbench.metrics.training_energy).
 
     `resume`: recipes that can resume (the DQN recipe) keep their state in `<checkpoint>.state/`,
     saved every so often and when the wall time stops them, and continue from it when it is there;
