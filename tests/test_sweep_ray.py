@@ -238,3 +238,31 @@ def test_unreachable_cluster_is_one_line(write_submission, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert "cannot connect to the Ray cluster at ray://127.0.0.1:9" in err.splitlines()[-1]
+
+
+def test_resume_skips_only_ok_runs(write_submission, tmp_path, capsys):
+    """A stored failed run is not 'done': the rerun of the sweep runs that cell again (and only it)."""
+    good = write_submission(PLAIN_TORCH, "good.py")
+    bad = write_submission("def build(task):\n    raise RuntimeError('nope')\n", "bad.py")
+    argv = ["sweep", "--tasks", "digits", "--models", f"{good},{bad}", "--limit", "4"]
+    assert main(argv) == 1
+    capsys.readouterr()
+    store = Store(tmp_path / "store")
+    good_part = next(n for n, sig in store.snapshot().items() if n.startswith("runs/"))
+    before = store.snapshot()
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "1 of 2 runs ok (1 already stored, skipped)" in out
+    after = store.snapshot()
+    changed = sorted(n for n in after if n.startswith("runs/") and after[n] != before.get(n))
+    assert len(store.result_ids()) == 2 and len(changed) == 1  # the failed cell's run was written again
+    bad_id = store.read().runs.set_index("method").loc["bad", "result_id"]
+    assert changed == [f"runs/{bad_id}.parquet"] and good_part not in changed
+
+
+def test_a_node_without_the_sweep_folder_says_so(tmp_path):
+    from snnbench.sweep import Cell, ray_cell
+
+    result = ray_cell(Cell("digits", "m.py", 0), dict(train=False, store=None), str(tmp_path / "absent"))
+    assert result.exit_code == 2 and "does not exist on Ray node" in result.tail
+    assert "shared filesystem" in result.tail
