@@ -190,7 +190,10 @@ def row_bibtex(row: pd.Series, runs: pd.DataFrame, with_origin: bool = False) ->
     if with_origin:
         key += f":{_key_safe(row['origin'])}"
         title += f", {row['origin']} store"
-    parts = [f"{_ascii(c.header)} {_ascii(lb._cell(row, c))}" for c in lb.COLUMNS if row[f"{c.key}_n"] > 0]
+    measured = lb.columns(row.to_frame().T)  # the fixed columns and any measured ones (privacy, training J)
+    parts = [
+        f"{_ascii(c.header)} {_ascii(lb._cell(row, c))}" for c in measured if row.get(f"{c.key}_n", 0) > 0
+    ]
     parts.append(f"mean +/- sample std over seeds {row['seeds']} ({int(row['runs'])} runs)")
     if row["uncounted"]:
         parts.append(f"activity a lower bound (uncounted: {row['uncounted']})")

@@ -107,3 +107,17 @@ def test_without_measured_figures_the_columns_are_the_static_ones(tmp_path):
     assert not any(h in md for h in HEADERS)
     summary = leaderboard.summarize(store.read())
     assert [c.key for c in leaderboard.columns(summary)] == [c.key for c in leaderboard.COLUMNS]
+
+
+def test_cite_table_carries_the_measured_figures(tmp_path):
+    from snnbench.cite import cite_table
+
+    store = _store(tmp_path)
+    text = cite_table([(store.path, "yours")], "digits")
+    entry = text[text.index("alpha on snnbench task digits") :]
+    entry = entry[: entry.index("\n}")]
+    three = lambda v: f"{v:.3f}"  # noqa: E731
+    assert f"MIA AUC {_expected('alpha', 2, three).replace('±', '+/-')}" in entry
+    assert "training J (sata-45nm)" in entry and "class leakage" in entry
+    other = cite_table([(store.path, "yours")], "digits-dvs")
+    assert "MIA AUC" not in other and "training J" not in other
