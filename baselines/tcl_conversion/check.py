@@ -39,9 +39,18 @@ def tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def accuracy(model, x, y, steps: int | None = None) -> float:
-    out = model(x) if steps is None else model(x.unsqueeze(0).expand(steps, *x.shape)).mean(0)
-    return float((out.argmax(1) == y).float().mean())
+def accuracy(model, x, y) -> float:
+    return float((model(x).argmax(1) == y).float().mean())
+
+
+@torch.no_grad()
+def accuracy_curve(snn, x, y, steps: int = STEPS[-1]) -> dict[int, float]:
+    """Accuracy at every T = 1..steps from one run: a T-step run of the converted net on a constant
+    (direct) input is the first T steps of a longer run, so its readout is the running mean."""
+    out = snn(x.unsqueeze(0).expand(steps, *x.shape))
+    running = out.cumsum(0) / torch.arange(1, steps + 1).reshape(-1, 1, 1)
+    hits = (running.argmax(2) == y).float().mean(1)
+    return {t: float(hits[t - 1]) for t in range(1, steps + 1)}
 
 
 @torch.no_grad()
@@ -59,8 +68,8 @@ def preclip_max(net, x) -> list[float]:
     return seen
 
 
-def first_within(curve: dict[int, float], target: float) -> int | None:
-    return next((t for t in STEPS if curve[t] >= target - 0.01), None)
+def first_within(curve: dict[int, float], target: float, grid=STEPS) -> int | None:
+    return next((t for t in grid if curve[t] >= target - 0.01), None)
 
 
 def run_seed(task, train_set, xtr, xte, yte, seed: int, epochs: int) -> dict:
@@ -84,7 +93,7 @@ def run_seed(task, train_set, xtr, xte, yte, seed: int, epochs: int) -> dict:
                 "p99.9": convert(net, [xtr], mode="percentile", percentile=99.9),
             }
         for key, snn in snns.items():
-            result[key] = {t: accuracy(snn, xte, yte, t) for t in STEPS}
+            result[key] = accuracy_curve(snn, xte, yte)
     return result
 
 
@@ -123,16 +132,22 @@ def main() -> None:
         )
         print(f"seed {seeds[i]}: {pairs}")
 
-    mean = {k: {t: statistics.mean(r[k][t] for r in runs) for t in STEPS} for k in ("tcl", "max")}
+    every = range(1, STEPS[-1] + 1)
+    mean = {k: {t: statistics.mean(r[k][t] for r in runs) for t in every} for k in ("tcl", "max")}
     ann = {k: statistics.mean(r[f"{k}_ann"] for r in runs) for k in ("tcl", "relu")}
     beats = {t: mean["tcl"][t] > mean["max"][t] for t in (16, 32)}
-    t_tcl, t_max = first_within(mean["tcl"], ann["tcl"]), first_within(mean["max"], ann["relu"])
+    g_tcl, g_max = first_within(mean["tcl"], ann["tcl"]), first_within(mean["max"], ann["relu"])
+    print(
+        f"first T within 1 point of its own ANN on the grid {STEPS}: TCL {g_tcl}, max normalisation {g_max}"
+    )
+    t_tcl = first_within(mean["tcl"], ann["tcl"], every)
+    t_max = first_within(mean["max"], ann["relu"], every)
     sooner = t_tcl is not None and (t_max is None or t_tcl < t_max)
     below = all(c < m for r in runs for c, m in zip(r["clips"], r["preclip_max"]))
     for t in (16, 32):
         print(f"TCL beats max normalisation at T={t}: {beats[t]} ({mean['tcl'][t] - mean['max'][t]:+.4f})")
     print(
-        f"first T within 1 point of its own ANN (mean of seeds): TCL {t_tcl}, max normalisation {t_max}: sooner {sooner}"
+        f"first T within 1 point of its own ANN, any T in 1-{STEPS[-1]} (mean of seeds): TCL {t_tcl}, max normalisation {t_max}: sooner {sooner}"
     )
     print(f"every lambda_l below its layer's max activation: {below}")
     ok = all(beats.values()) and sooner and below

@@ -99,11 +99,12 @@ def anti_concentration_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (w * per_step).sum()
 
 
-def fisher_probe(data, n: int = FI_SAMPLES) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed set of n encoded training samples (the split's first n, one deterministic encoding)."""
+def fisher_probe(data, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed set of n (default FI_SAMPLES) encoded training samples: the split's first n, one
+    deterministic encoding."""
     from snnbench.encoding import encoder_for
 
-    count = min(n, len(data.dataset))
+    count = min(FI_SAMPLES if n is None else n, len(data.dataset))
     xs, ys = zip(*[data.dataset[i] for i in range(count)])
     x = torch.stack([torch.as_tensor(v) for v in xs]).float()
     gen = torch.Generator().manual_seed(data.seed)
