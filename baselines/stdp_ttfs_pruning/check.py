@@ -3,8 +3,8 @@
 Claims: pruning during STDP gives (1) >= 50% fewer connections (live conv synapses after learning)
 and (2) >= 30% fewer learning-time synaptic updates (winner x live synapse pairs touched by STDP)
 than the same STDP without pruning, (3) within 1 point of its test accuracy. Both variants share
-architecture, seed, split, STDP epochs and classifier budget (the submission's train(), 10
-classifier epochs; pruning=False is the control).
+architecture, seed, split, STDP epochs and classifier budget (the submission's train(), the task's
+30 classifier epochs; pruning=False is the control).
 
     .venv/bin/python baselines/stdp_ttfs_pruning/check.py [--seeds 0,1,2] [--epochs 30]
 """

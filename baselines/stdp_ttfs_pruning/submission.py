@@ -64,7 +64,7 @@ STDP_EPOCHS = 2  # passes of unsupervised STDP over the training split
 PRUNE = True  # the method; PRUNE = False is the unpruned STDP control
 PRUNE_THRESHOLD = 0.05  # a synapse below this weight is removed (reconstruction)
 PRUNE_INTERVAL = 4  # STDP batches between pruning checks (reconstruction)
-READOUT_EPOCHS_SCALE = 1 / 3  # classifier epochs = budget.epochs * this (10 of digits' 30: CPU time)
+READOUT_EPOCHS_SCALE = 1.0  # classifier epochs = budget.epochs * this (the task budget: digits 30)
 
 
 class FirstSpikeIF(BaseNeuron):
