@@ -90,24 +90,31 @@ def fold_bn(model: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*out).eval()
 
 
-def _batches(loader: Iterable, max_batches: int | None):
+def _batches(loader: Iterable, max_batches: int | None, time_first: bool = False):
     for n, item in enumerate(loader):
         if max_batches is not None and n >= max_batches:
             return
-        yield item[0] if isinstance(item, (tuple, list)) else item
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        # time-first encoded batches [T, B, ...] (snnbench's TrainingData.loader): the ANN sees the
+        # mean frame, i.e. the analog input of direct coding and the firing rate of rate coding
+        yield x.float().mean(0) if time_first else x
 
 
 @torch.no_grad()
-def activations(model: nn.Sequential, loader: Iterable, max_batches: int | None = None) -> list[torch.Tensor]:
+def activations(
+    model: nn.Sequential, loader: Iterable, max_batches: int | None = None, time_first: bool = False
+) -> list[torch.Tensor]:
     """All values (flattened) at the output of each activation layer of `model` (eval mode).
 
-    `loader` yields input tensors [B, ...] or (x, y) tuples; labels are ignored.
+    `loader` yields input tensors [B, ...] or (x, y) tuples; labels are ignored. With
+    time_first=True it yields encoded [T, B, ...] batches (e.g. TrainingData.loader) and the ANN
+    sees their mean over T.
     """
     acts = [i for i, m in enumerate(model) if _is_activation(m)]
     seen: dict[int, list[torch.Tensor]] = {i: [] for i in acts}
     was_training = model.training
     model.eval()
-    for x in _batches(loader, max_batches):
+    for x in _batches(loader, max_batches, time_first):
         h = x.float()
         for i, m in enumerate(model):
             h = m(h)
@@ -125,10 +132,12 @@ def calibrate(
     mode: str = "max",
     percentile: float = 99.9,
     max_batches: int | None = None,
+    time_first: bool = False,
 ) -> list[float]:
     """One threshold per activation layer of `model`: "max", "percentile" or "clip" (learned).
 
     "clip" reads TrainableClip.clip (a plain ReLU in clip mode is an error) and needs no data.
+    time_first: the loader yields encoded [T, B, ...] batches (see `activations`).
     """
     if mode == "clip":
         out = []
@@ -142,7 +151,7 @@ def calibrate(
         raise ValueError(f"unknown threshold mode {mode!r}; choose max, percentile or clip")
     if loader is None:
         raise ValueError(f"mode {mode!r} needs a calibration loader")
-    values = activations(model, loader, max_batches)
+    values = activations(model, loader, max_batches, time_first)
     thresholds = []
     for v in values:
         t = float(v.max()) if mode == "max" else float(np.percentile(v.double().numpy(), percentile))
@@ -180,6 +189,7 @@ def convert(
     max_batches: int | None = None,
     steps: int = 0,
     thresholds: list[float] | None = None,
+    time_first: bool = False,
 ) -> ConvertedSNN:
     """Convert `ann` (nn.Sequential on [B, ...]) into a ConvertedSNN on [T, B, ...].
 
@@ -190,7 +200,11 @@ def convert(
     for i, m in enumerate(folded):
         if not (isinstance(m, _WEIGHTED) or _is_activation(m) or isinstance(m, _PASS)):
             raise ValueError(f"layer {i}: {type(m).__name__} has no rate-coded counterpart in convert()")
-    lams = thresholds if thresholds is not None else calibrate(folded, loader, mode, percentile, max_batches)
+    lams = (
+        thresholds
+        if thresholds is not None
+        else calibrate(folded, loader, mode, percentile, max_batches, time_first)
+    )
     n_act = sum(_is_activation(m) for m in folded)
     if len(lams) != n_act:
         raise ValueError(f"{len(lams)} thresholds for {n_act} activation layers")

@@ -150,3 +150,25 @@ def test_activations_needs_data_and_maxpool_is_refused():
     pooled = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 2))
     with pytest.raises(ValueError, match="MaxPool2d"):
         convert(pooled, thresholds=[1.0])
+
+
+def test_calibration_from_a_time_first_training_loader_uses_the_mean_frame():
+    from torch.utils.data import Subset
+
+    from snnbench.data import load_split
+    from snnbench.tasks import get_task
+    from snnbench.training import TrainingData
+
+    task = get_task("digits")
+    torch.manual_seed(5)
+    ann = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 64, 10))
+    data = TrainingData(task, Subset(load_split(task, "train").dataset, range(40)), 4, 0)
+    frames = torch.stack([torch.as_tensor(data.dataset[i][0]) for i in range(40)]).float()
+    with torch.no_grad():
+        want = float(torch.relu(ann[0](frames)).max())  # direct coding: every frame is the image
+    got = calibrate(ann, data.loader(16), mode="max", time_first=True)
+    assert got == pytest.approx([want], rel=1e-6)
+    snn = convert(ann, data.loader(16), mode="max", time_first=True)
+    torch.testing.assert_close(snn.net[0].module.weight, ann[0].weight / want)
+    with pytest.raises(RuntimeError):  # without time_first the [T, B, C, H, W] batch is refused
+        calibrate(ann, data.loader(16), mode="max")
