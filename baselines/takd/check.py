@@ -88,14 +88,25 @@ def main() -> int:
                     for x, y in TrainingData(task, test_set, steps, 0).loader(256, shuffle=False)
                 )
             ann[key].append(hits / len(test_set))
-        for name, kw in zip(names, (dict(alpha=0.0), dict(teacher=teacher), dict(assistant=assistant))):
+        for name in names:
             torch.manual_seed(seed)
             model = sub.build(task)
             data = TrainingData(task, train_set, steps, seed)
             if name == "CE only":
                 distill_train(model, task, data, b, None, alpha=0.0, student_logits=sub.spike_count)
+            elif name == names[1]:  # direct KD: kd_vanilla's loss from the teacher itself, no TA
+                distill_train(
+                    model,
+                    task,
+                    data,
+                    b,
+                    teacher,
+                    alpha=sub.ALPHA,
+                    t_student=sub.TAU,
+                    student_logits=sub.spike_count,
+                )
             else:
-                sub.train(model, task, data, b, **kw)
+                sub.train(model, task, data, b, assistant=assistant)
             acc, spikes = evaluate(model, task, test_set, steps)
             rows[name]["acc"].append(acc)
             rows[name]["spikes"].append(spikes)
