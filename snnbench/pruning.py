@@ -108,6 +108,20 @@ def magnitude_masks(
     return out
 
 
+def largest_per_layer(model: nn.Module, kept: dict[str, int]) -> Masks:
+    """Masks keeping exactly kept[name] weights of largest |w| in each layer (others: all kept).
+
+    E.g. a magnitude control with the same per-layer budget as another method's result."""
+    out = full_masks(model)
+    for n, m in synaptic_layers(model).items():
+        if n in kept:
+            k = int(kept[n])
+            if not 0 <= k <= m.weight.numel():
+                raise ValueError(f"pruning: layer {n} has {m.weight.numel()} weights; cannot keep {k}")
+            out[n] = _prune_smallest(m.weight, out[n], m.weight.numel() - k)
+    return out
+
+
 @torch.no_grad()
 def apply_masks(model: nn.Module, masks: Masks) -> None:
     """Zero the pruned weights (and record the masks in `weight_mask` buffers where present)."""

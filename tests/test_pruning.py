@@ -52,6 +52,17 @@ def test_layer_scope_prunes_each_layer_to_the_sparsity():
         assert int((~masks[n]).sum()) == k
 
 
+def test_largest_per_layer_keeps_the_given_counts_by_magnitude():
+    model = net(10)
+    masks = pruning.largest_per_layer(model, {"0.module": 3, "3.module": 0})
+    w = weights_np(model)["0.module"]
+    expect = np.abs(w) >= np.sort(np.abs(w).ravel())[-3]
+    assert np.array_equal(masks["0.module"].numpy(), expect) and int(masks["0.module"].sum()) == 3
+    assert int(masks["3.module"].sum()) == 0
+    with pytest.raises(ValueError, match="cannot keep 37"):
+        pruning.largest_per_layer(model, {"0.module": 37})
+
+
 def test_successive_rounds_nest_and_count_the_already_pruned():
     model = net(2)
     first = pruning.magnitude_masks(model, 0.5)
