@@ -179,6 +179,8 @@ def distill_train(
     """
     device = torch.device(getattr(budget, "device", "cpu"))
     model.to(device)
+    if isinstance(teacher, nn.Module):  # cached teachers load on the CPU
+        teacher.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=budget.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, budget.epochs))
     started = time.monotonic()
