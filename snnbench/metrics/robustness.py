@@ -27,8 +27,11 @@ the plain names. The headline is the per-sample worst case, `worst case eps=.. o
 fgsm,pgd,apgd-ce x surrogates own,...`: a sample counts as robust only when it is classified
 correctly clean and under every one of those attacks. It is therefore never above any single
 figure. A model without a neuron snnbench knows (an ANN) is attacked through its own gradient
-only, and the condition lists `surrogates own`. Rate-coded (Poisson) inputs get expectation over
-transformation: each gradient is averaged over [robustness] eot_draws fresh draws (`eot=N`).
+only, and the condition lists `surrogates own`. Rate-coded (Poisson) inputs, and models that are
+stochastic themselves (two forwards of the same input differ, e.g. a Poisson encoder inside the
+submission), get expectation over transformation: each gradient and each attack-time prediction
+is averaged over [robustness] eot_draws draws (`eot=N` in the condition). For a stochastic model
+the worst case also counts a sample as broken when one of its stochastic evaluations is wrong.
 
 Black-box: Square (scores only) on the first blackbox_samples, and a transfer attack: APGD-CE
 on the submission's ANN twin (snnbench.twin: the same network with every spiking neuron replaced
@@ -538,6 +541,13 @@ def _evaluate(oracle, space, u, labels, batch, generator) -> Tensor:
     )
 
 
+def _is_stochastic(oracle, space, u: Tensor) -> bool:
+    """True when the model itself draws random numbers (for example a Poisson encoder inside the
+    submission): two forwards of the same encoded input differ. Such models get EOT too."""
+    x = space.encode(u, torch.Generator().manual_seed(0))
+    return not torch.equal(oracle.outputs(x), oracle.outputs(x))
+
+
 def _surrogate_sweep(oracle, cfg) -> list[str]:
     """The surrogates to attack through: "own" first, then the configured swaps that the model
     has neurons for (none for an ANN or a model whose spiking modules snnbench does not know)."""
@@ -619,7 +629,8 @@ def _static_rows(oracle, task, cfg, space, inputs, labels, batch, seed, train=No
     if not space.differentiable:
         clean = _evaluate(oracle, space, u, labels, batch, _gen(seed, "clean"))
         return [_acc_row(clean, "clean"), noise_row]
-    draws = int(cfg.get("eot_draws", 8)) if isinstance(space.encoder, PoissonRate) else 1
+    stochastic = isinstance(space.encoder, PoissonRate) or _is_stochastic(oracle, space, u[:batch])
+    draws = int(cfg.get("eot_draws", 8)) if stochastic else 1
     apgd_steps = int(cfg.get("apgd_steps", APGD_STEPS))
     sweep = _surrogate_sweep(oracle, cfg)
     white: dict[str, Tensor] = {}
