@@ -61,7 +61,8 @@ FAMILIES: dict[str, Family] = {
         ),
         Family(
             "robustness",
-            "FGSM/PGD/noise/square, event attacks, gradient-masking checks (PROTOCOLS.md section 4)",
+            "FGSM/PGD/APGD-CE through several surrogates with the worst case, EOT, noise, Square, "
+            "ReLU-twin transfer, event attacks, gradient-masking checks (PROTOCOLS.md section 4)",
             "parent",
             ("classification",),
             "snnbench.metrics.robustness:collect",
