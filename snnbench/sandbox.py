@@ -196,11 +196,14 @@ class _Child:
         """Build and briefly train the ANN twin (snnbench.twin) on encoded TRAINING inputs and
         their labels; only after finish(). The test labels never come here."""
         from snnbench.surrogates import swap_surrogates
-        from snnbench.twin import train_twin
+        from snnbench.twin import make_twin, train_twin
 
         assert self.model is not None
         if self.probes:
             raise RuntimeError("train_twin is only allowed after finish()")
+        if make_twin(self.model)[1] == 0:  # an ANN already: no twin, no transfer attack
+            self._twin = None
+            return {"replaced": 0}
         swap_surrogates(self.model, "own")
         with torch.enable_grad():
             self._twin, info = train_twin(self.model, inputs, labels, epochs, lr, batch_size, self.seed)

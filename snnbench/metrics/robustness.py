@@ -120,6 +120,8 @@ class SandboxOracle:
         """Train the ANN twin in the submission's process on TRAINING inputs and labels."""
         x = inputs.detach().to(torch.float32).contiguous()
         info = self.box.call("train_twin", x, labels.long(), epochs, lr, batch)
+        if info.get("replaced") == 0:  # no spiking neuron: the model is its own twin
+            return None, info
         return _SandboxTwinOracle(self.box), info
 
 
@@ -169,8 +171,10 @@ class LocalOracle:
 
     def twin(self, inputs: Tensor, labels: Tensor, epochs: int, lr: float, batch: int) -> tuple[object, dict]:
         from snnbench.surrogates import swap_surrogates
-        from snnbench.twin import train_twin
+        from snnbench.twin import make_twin, train_twin
 
+        if make_twin(self.model)[1] == 0:  # no spiking neuron: the model is its own twin
+            return None, {"replaced": 0}
         swap_surrogates(self.model, "own")
         with torch.enable_grad():
             model, info = train_twin(self.model, inputs, labels, epochs, lr, batch, seed=0)
@@ -614,6 +618,8 @@ def _transfer(oracle, space, cfg, u, labels, eps, batch, seed, train, apgd_steps
     twin, info = oracle.twin(
         x_train, train_labels[:count], epochs, float(cfg.get("transfer_lr", 1e-3)), batch
     )
+    if twin is None:  # an ANN submission has no ReLU twin to transfer from
+        return None, None
     adv = torch.cat([apgd(twin, space, u[s], labels[s], eps, apgd_steps, g) for s in _chunks(len(u), batch)])
     cond = f"transfer eps={format_eps(eps)} from relu-twin ({epochs} epochs on {count} training samples) apgd-ce steps={apgd_steps}"
     return _evaluate(oracle, space, adv, labels, batch, g), cond
