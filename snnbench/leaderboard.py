@@ -87,11 +87,38 @@ COLUMNS: tuple[Column, ...] = (
 # `metric[condition]` like the energy cards: (metric, header, format, placed after this key).
 MEASURED: tuple[tuple[str, str, Callable[[float], str], str], ...] = (
     ("training_energy_j", "training J", _g3, f"energy_uj_per_sample[{ENERGY_CARD_MEM}]"),
-    ("mia_auc", "MIA AUC", _f3, "params"),
+    ("mia_auc", "MIA AUC", _f3, "params"),  # RMIA's, see _strongest_attack
     ("mia_tpr_at_fpr", "MIA TPR", _f3, "params"),
     ("class_leakage", "class leakage", _f3, "params"),
+    ("robust_accuracy", "robust acc", _f3, "accuracy_top5"),
 )
 _MEASURED = {m[0]: m for m in MEASURED}
+
+
+def _worst_case(condition: str) -> str | None:
+    """Only the headline of the robustness family, shortened: "worst case eps=0.1 over fgsm,... x
+    surrogates ..." -> "worst eps=0.1" (the full condition is in the store and on `snnbench show`)."""
+    if not condition.startswith("worst case "):
+        return None
+    return "worst " + condition[len("worst case ") :].split(" over ")[0]
+
+
+def _strongest_attack(condition: str) -> str | None:
+    """Membership inference: the table shows the strongest attack, offline RMIA (Zarifzadeh et al.
+    2024); the loss and LiRA figures stay in the store. Conditions without an attack name (older or
+    hand-made rows) are shown as they are."""
+    if not condition.startswith("attack="):
+        return condition
+    attack = condition.partition(" ")[0]
+    return condition[len("attack=") :] if attack == "attack=rmia" else None
+
+
+# Metrics with many conditions, of which the table shows a few: condition -> column label or None.
+_SHOWN_CONDITIONS: dict[str, Callable[[str], str | None]] = {
+    "robust_accuracy": _worst_case,
+    "mia_auc": _strongest_attack,
+    "mia_tpr_at_fpr": _strongest_attack,
+}
 
 
 def _measured_key(metric: str, condition) -> str:
@@ -116,7 +143,12 @@ def measured_figures(metrics: pd.DataFrame) -> dict[str, float]:
     ]
     out: dict[str, float] = {}
     for r in rows.itertuples(index=False):
-        out.setdefault(_measured_key(r.metric, r.condition), float(r.value))
+        condition = r.condition
+        if r.metric in _SHOWN_CONDITIONS:
+            condition = _SHOWN_CONDITIONS[r.metric](condition if isinstance(condition, str) else "")
+            if condition is None:
+                continue
+        out.setdefault(_measured_key(r.metric, condition), float(r.value))
     return out
 
 

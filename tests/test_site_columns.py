@@ -121,3 +121,41 @@ def test_cite_table_carries_the_measured_figures(tmp_path):
     assert "training J (sata-45nm)" in entry and "class leakage" in entry
     other = cite_table([(store.path, "yours")], "digits-dvs")
     assert "MIA AUC" not in other and "training J" not in other
+
+
+def test_robustness_shows_only_its_worst_case_headline(tmp_path):
+    store = Store(tmp_path / "store")
+    worst = "worst case eps=0.1 over fgsm,pgd,apgd-ce x surrogates own,rectangular"
+    for seed, (pgd, low) in enumerate([(0.75, 0.45), (0.77, 0.55)]):
+        run = runs.make_run(method="alpha", seed=seed, submission_sha256="a" * 64)
+        rid = run["result_id"]
+        store.write(
+            run,
+            [
+                _row(rid, "accuracy", 0.99),
+                _row(rid, "robust_accuracy", pgd, condition="pgd eps=0.1 steps=10 step=0.025"),
+                _row(rid, "robust_accuracy", low, condition=worst),
+            ],
+        )
+    view = leaderboard.read_views([(store.path, "yours")])
+    summary = leaderboard.summarize(view)
+    headers = [c.header for c in leaderboard.columns(summary)]
+    assert "robust acc @ worst eps=0.1" in headers
+    assert not any("pgd" in h for h in headers)
+    assert len(summary) == 1
+    assert summary["robust_accuracy[worst eps=0.1]_mean"].iloc[0] == np.mean([0.45, 0.55])
+
+
+def test_membership_inference_shows_the_rmia_attack_only(tmp_path):
+    store = Store(tmp_path / "store")
+    run = runs.make_run(method="alpha", seed=0, submission_sha256="a" * 64)
+    rid = run["result_id"]
+    rows = [_row(rid, "accuracy", 0.9)]
+    for attack, auc in (("loss", 0.61), ("lira", 0.66), ("rmia", 0.69)):
+        rows.append(_row(rid, "mia_auc", auc, condition=f"attack={attack}"))
+        rows.append(_row(rid, "mia_tpr_at_fpr", auc / 10, condition=f"attack={attack} fpr=0.01"))
+    store.write(run, rows)
+    summary = leaderboard.summarize(leaderboard.read_views([(store.path, "yours")]))
+    headers = [c.header for c in leaderboard.columns(summary)]
+    assert [h for h in headers if h.startswith("MIA")] == ["MIA AUC (rmia)", "MIA TPR @ rmia fpr=0.01"]
+    assert summary["mia_auc[rmia]_mean"].iloc[0] == 0.69
