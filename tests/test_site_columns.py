@@ -146,7 +146,7 @@ def test_robustness_shows_only_its_worst_case_headline(tmp_path):
     assert summary["robust_accuracy[worst eps=0.1]_mean"].iloc[0] == np.mean([0.45, 0.55])
 
 
-def test_membership_inference_shows_the_rmia_attack_only(tmp_path):
+def test_the_table_keeps_rmia_at_the_lowest_fpr_and_the_horowitz_training_card(tmp_path):
     store = Store(tmp_path / "store")
     run = runs.make_run(method="alpha", seed=0, submission_sha256="a" * 64)
     rid = run["result_id"]
@@ -154,8 +154,12 @@ def test_membership_inference_shows_the_rmia_attack_only(tmp_path):
     for attack, auc in (("loss", 0.61), ("lira", 0.66), ("rmia", 0.69)):
         rows.append(_row(rid, "mia_auc", auc, condition=f"attack={attack}"))
         rows.append(_row(rid, "mia_tpr_at_fpr", auc / 10, condition=f"attack={attack} fpr=0.01"))
+        rows.append(_row(rid, "mia_tpr_at_fpr", auc / 5, condition=f"attack={attack} fpr=0.05"))
+    rows.append(_row(rid, "training_energy_j", 0.4, "joule", "sata-bptt/horowitz45nm-fp32"))
+    rows.append(_row(rid, "training_energy_j", 0.03, "joule", "sata-bptt/satasim-16b"))
     store.write(run, rows)
     summary = leaderboard.summarize(leaderboard.read_views([(store.path, "yours")]))
     headers = [c.header for c in leaderboard.columns(summary)]
     assert [h for h in headers if h.startswith("MIA")] == ["MIA AUC (rmia)", "MIA TPR @ rmia fpr=0.01"]
     assert summary["mia_auc[rmia]_mean"].iloc[0] == 0.69
+    assert [h for h in headers if h.startswith("training J")] == ["training J (sata-bptt/horowitz45nm-fp32)"]
