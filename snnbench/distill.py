@@ -38,6 +38,28 @@ __all__ = [
 ]
 
 
+def spiking_mlp_student(task, hidden: int) -> nn.Module:
+    """The KD baselines' spiking student: Flatten - Linear - LIF - Linear - LIF (tau 2), so that
+    every distillation method is read against the same network; its logits are `spike_count`."""
+    from snnbench.neurons import LIF, MultiStep
+
+    features = 1
+    for s in task.input_shape:
+        features *= s
+    return nn.Sequential(
+        MultiStep(nn.Flatten()),
+        MultiStep(nn.Linear(features, hidden)),
+        LIF(tau=2.0),
+        MultiStep(nn.Linear(hidden, task.outputs)),
+        LIF(tau=2.0),  # spiking output: z_s is its spike count
+    )
+
+
+def spike_count(out: torch.Tensor) -> torch.Tensor:
+    """z_s: the output spikes summed over time, [T, B, C] -> [B, C]."""
+    return out.sum(0)
+
+
 def _check_temperature(name: str, value: float) -> float:
     value = float(value)
     if not value > 0:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from snnbench.distill import distill_train
+from snnbench.distill import distill_train, spike_count
 from snnbench.neurons import LIF, MultiStep
 from snnbench.teachers import get_teacher, load_cached
 from snnbench.training import TrainingData
@@ -69,11 +69,6 @@ class Student(nn.Sequential):
 
 def build(task, hidden: int = HIDDEN) -> nn.Module:
     return Student(task, hidden)
-
-
-def spike_count(out):
-    """z_s: the output spikes summed over time, [T, B, C] -> [B, C]."""
-    return out.sum(0)
 
 
 def candidates() -> list[tuple[int, int]]:

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from snnbench.distill import distill_train
-from snnbench.neurons import LIF, MultiStep
+from snnbench.distill import distill_train, spike_count, spiking_mlp_student
 from snnbench.teachers import get_teacher
 
 CITATION = """@article{hinton2015distilling,
@@ -39,21 +38,7 @@ TEACHER_SIZE = "large"
 
 
 def build(task, hidden: int = HIDDEN) -> nn.Module:
-    features = 1
-    for s in task.input_shape:
-        features *= s
-    return nn.Sequential(
-        MultiStep(nn.Flatten()),
-        MultiStep(nn.Linear(features, hidden)),
-        LIF(tau=2.0),
-        MultiStep(nn.Linear(hidden, task.outputs)),
-        LIF(tau=2.0),  # spiking output: z_s is its spike count
-    )
-
-
-def spike_count(out):
-    """z_s: the output spikes summed over time, [T, B, C] -> [B, C]."""
-    return out.sum(0)
+    return spiking_mlp_student(task, hidden)
 
 
 def train(
