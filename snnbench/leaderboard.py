@@ -66,6 +66,8 @@ class Column:
     key: str
     fmt: Callable[[float], str]
     activity: bool = False  # a lower bound when the run has uncounted modules
+    # shown only in tables where some row's mean is non-zero (weight sparsity: a pruned network)
+    only_if_nonzero: bool = False
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -81,6 +83,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("decision step", "decision_timestep", _f2),
     Column("latency ms/sample", "latency_ms_per_sample", _g3),
     Column("params", "params", _si),
+    Column("weight sparsity %", "weight_sparsity", _pct, only_if_nonzero=True),
 )
 # Figures shown only where some run measured them, one column per `condition` the rows carry
 # (the energy model of a training estimate, the FPR of a membership-inference TPR), named
@@ -172,6 +175,19 @@ def columns(frame: pd.DataFrame | None = None) -> list[Column]:
         for metric, _, _, after in MEASURED:
             if after == col.key:
                 out += [_measured_column(k) for k in extra if k.partition("[")[0] == metric]
+    return out
+
+
+def shown_columns(part: pd.DataFrame) -> list[Column]:
+    """The columns a table of `part` (summary rows) prints: those some row measured, less the
+    only_if_nonzero ones that are zero in every row (a dense network's weight sparsity)."""
+    out = []
+    for c in columns(part):
+        if part[f"{c.key}_n"].sum() <= 0:
+            continue
+        if c.only_if_nonzero and not (part[f"{c.key}_mean"].fillna(0) != 0).any():
+            continue
+        out.append(c)
     return out
 
 
@@ -466,7 +482,7 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _table(part: pd.DataFrame, several_origins: bool = False) -> Block:
-    cols = [c for c in columns(part) if part[f"{c.key}_n"].sum() > 0]
+    cols = shown_columns(part)
     rank = next((k for k in RANK_KEYS if part[f"{k}_n"].sum() > 0), None)
     part = part.copy()
     part["_rank"] = -part[f"{rank}_mean"].fillna(-np.inf) if rank else 0.0

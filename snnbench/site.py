@@ -189,7 +189,7 @@ def method_page_name(method: str) -> str:
 
 
 def _section_table(part: pd.DataFrame, table_id: str, several: bool) -> str:
-    cols = [c for c in lb.columns(part) if part[f"{c.key}_n"].sum() > 0]
+    cols = lb.shown_columns(part)
     rank = next((k for k in lb.RANK_KEYS if part[f"{k}_n"].sum() > 0), None)
     part = part.copy()
     part["_rank"] = -part[f"{rank}_mean"].fillna(-np.inf) if rank else 0.0
@@ -476,7 +476,7 @@ def method_page(
         body.append(f"<p>{line}</p>")
 
     body.append("<h2>Measured here</h2>")
-    cols = [c for c in lb.columns(rows) if rows[f"{c.key}_n"].sum() > 0]
+    cols = lb.shown_columns(rows)
     head = ['<th class="l">task</th>', "<th>T</th>", *[f"<th>{e(c.header)}</th>" for c in cols]]
     head += ['<th class="l">flags</th>', "<th>seeds</th>", '<th class="l">result ids</th>']
     trs = []

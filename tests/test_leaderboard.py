@@ -301,3 +301,24 @@ def test_empty_store_builds_a_page(tmp_path, world):
     assert "no runs yet" in md_path.read_text(encoding="utf-8")
     assert not (tmp_path / "none").exists()
     assert html_path.exists()
+
+
+def test_weight_sparsity_shows_only_where_a_network_is_pruned():
+    """A dense table keeps its width; a table with a pruned row shows every row's sparsity."""
+    import pandas as pd
+
+    def part(sparsities):
+        frame = {"method": [f"m{i}" for i in range(len(sparsities))]}
+        for c in leaderboard.columns():
+            frame[f"{c.key}_n"] = [0] * len(sparsities)
+            frame[f"{c.key}_mean"] = [np.nan] * len(sparsities)
+        frame["accuracy_n"] = [3] * len(sparsities)
+        frame["accuracy_mean"] = [0.9] * len(sparsities)
+        frame["weight_sparsity_n"] = [3] * len(sparsities)
+        frame["weight_sparsity_mean"] = sparsities
+        return pd.DataFrame(frame)
+
+    dense = [c.key for c in leaderboard.shown_columns(part([0.0, 0.0]))]
+    pruned = [c.key for c in leaderboard.shown_columns(part([0.0, 0.9]))]
+    assert dense == ["accuracy"]
+    assert pruned == ["accuracy", "weight_sparsity"]

@@ -142,3 +142,20 @@ def test_unknown_recipe_override_is_a_one_line_error():
         dqn.dqn_config(task, Budget(epochs=1), {"learning_start": 5})
     with pytest.raises(ValueError, match="next_forward must be"):
         dqn.dqn_config(task, Budget(epochs=1), {"next_forward": "both"})
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.05])
+def test_validation_plays_with_the_recipes_epsilon(monkeypatch, epsilon):
+    """Greedy by default; an Atari recipe validates as the protocol evaluates (epsilon 0.05)."""
+    task = cartpole_task()
+    seen: list[float] = []
+    real = dqn.run_episodes
+
+    def spy(policy, task_, seeds, **kw):
+        seen.append(kw.get("epsilon", 0.0))
+        return real(policy, task_, seeds, **kw)
+
+    monkeypatch.setattr(dqn, "run_episodes", spy)
+    overrides = {"validate_epsilon": epsilon} if epsilon else None
+    dqn.train_dqn(build(task), task, Budget(epochs=1, lr=1e-3, batch_size=16), 0, False, overrides=overrides)
+    assert seen == [epsilon]

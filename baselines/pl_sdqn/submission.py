@@ -218,6 +218,7 @@ ATARI_RECIPE = {
     "target_update": 4_000,
     "train_every": 4,
     "validate_episodes": 2,
+    "validate_epsilon": 0.05,  # as the protocol evaluates; greedy Breakout can stall without FIRE
     "next_forward": "separate",
     "save_every": 10_000,
     "threads": 1,

@@ -46,6 +46,9 @@ class DQNConfig:
     grad_clip: float = 10.0
     double: bool = True
     validate_episodes: int = 5
+    # epsilon of the validation episodes: 0 is greedy; an Atari recipe sets the protocol's 0.05,
+    # since a greedy Breakout policy that never presses FIRE plays out all 108,000 frames
+    validate_epsilon: float = 0.0
     threads: int = 0
     epochs: int = 1
     # "joint": obs and next_obs in one train-mode forward (what a net with batch statistics needs);
@@ -132,7 +135,7 @@ def train_dqn(
 
     Double-DQN targets (online argmax, target value), bootstrapping cut only on true terminals
     (not time-limit truncation), gradient norm clipped. After every epoch the greedy policy plays
-    `validate_episodes` episodes on seeds far from the evaluation seeds and the best weights so far
+    `validate_episodes` episodes (epsilon `validate_epsilon`) on seeds far from the evaluation seeds and the best weights so far
     are kept; the model returned holds them (eval mode). Stops early at budget.wall_time_s.
     `threads` in [train] sets torch's CPU threads for the run (restored after). One dict per
     epoch is appended to `history` (also kept as `model.dqn_history`). `overrides` are a
@@ -231,7 +234,7 @@ def _train_dqn(
                         VALIDATION_SEED_BASE + 1000 * seed + logged * 100 + i
                         for i in range(cfg.validate_episodes)
                     ]
-                    val = float(run_episodes(act, task, seeds).returns.mean())
+                    val = float(run_episodes(act, task, seeds, epsilon=cfg.validate_epsilon).returns.mean())
                     if val >= progress_state["best_return"]:
                         progress_state["best_return"], best_state = val, copy.deepcopy(model.state_dict())
                 else:
