@@ -7,7 +7,16 @@ lower under FGSM (eps = the task's robustness eps, 0.1 on [0, 1] pixels, through
 gradients, snnbench.metrics.robustness.fgsm). Both share architecture, seed, split and budget.
 Writes the per-epoch concentration curve (mean over seeds) to fisher_concentration.svg.
 
-    .venv/bin/python baselines/temporal_fisher/check.py [--seeds 0,1,2] [--epochs 30]
+The pruning part (`--part pruning`) trains, per seed, the submission's FI-guided IMP (rounds stop
+once the concentration index has settled, at most round_max_epochs) and plain IMP (every round
+round_max_epochs) to the same TARGET_SPARSITY, each ticket then trained `--epochs`, plus the dense
+network as a reference; it prints the tickets' test accuracy, the epochs each search spent, where
+each round stopped, and the weight sparsity of the checkpointed weights. Claim (paper: an
+"efficient" IMP; our stopping rule is a reconstruction): FI-guided IMP searches in fewer epochs
+and its ticket is within 1 point of plain IMP's.
+
+    .venv/bin/python baselines/temporal_fisher/check.py [--part all|concentration|pruning]
+        [--seeds 0,1,2] [--epochs 30]
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from snnbench import pruning
 from snnbench.data import load_split
 from snnbench.encoding import Direct
 from snnbench.metrics.robustness import LocalOracle, PixelSpace, fgsm
@@ -56,7 +66,7 @@ def run(task, train_set, x, y, seed: int, epochs: int, anti: float) -> dict:
     data = TrainingData(task, train_set, STEPS, seed)
     budget = Budget(epochs=epochs, lr=task.train["lr"], batch_size=task.train["batch_size"])
     started = time.monotonic()
-    sub.train(model, task, data, budget, anti_weight=anti)
+    sub.train_dense(model, task, data, budget, anti_weight=anti)
     seconds = time.monotonic() - started
     clean, robust = evaluate(model, x, y, float(task.robustness["eps"]))
     curve = [h["fisher_concentration"] for h in data.history]
@@ -88,17 +98,8 @@ def plot(curves: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--epochs", type=int, default=30)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+def check_concentration(args, task, train_set, x, y, seeds) -> bool:
     started = time.monotonic()
-    task = get_task("digits")
-    train_set = load_split(task, "train").dataset
-    x, y = tensors(load_split(task, "test").dataset)
-    seeds = [int(s) for s in args.seeds.split(",")]
     runs = {
         name: [run(task, train_set, x, y, s, args.epochs, anti) for s in seeds]
         for name, anti in (("plain BPTT", 0.0), (f"anti-concentration (alpha={ANTI})", ANTI))
@@ -139,6 +140,123 @@ def main() -> None:
     plot(curves, HERE / "fisher_concentration.svg")
     per_run = statistics.mean(r["seconds"] for rs in runs.values() for r in rs)
     print(f"train time per run (with per-epoch FI): {per_run:.1f} s")
+    print(f"concentration part wall time: {time.monotonic() - started:.0f} s")
+    return ok
+
+
+def accuracy(model, x, y) -> float:
+    with torch.no_grad():
+        out = model(Direct()(x, STEPS, None))
+    return float((out.mean(0).argmax(1) == y).float().mean())
+
+
+def run_pruned(task, train_set, x, y, seed: int, epochs: int, fi_stop: bool) -> dict:
+    """IMP (FI-stopped rounds or plain full rounds) to sub.TARGET_SPARSITY, then the ticket trained
+    `epochs` epochs (no FI logging in the ticket: it only measures, the weights are the same)."""
+    torch.manual_seed(seed)
+    model = sub.build(task)
+    data = TrainingData(task, train_set, STEPS, seed)
+    budget = Budget(epochs=epochs, lr=task.train["lr"], batch_size=task.train["batch_size"])
+    started = time.monotonic()
+    masks, rounds = sub.fi_imp(model, data, budget, fi_stop=fi_stop)
+    search_s = time.monotonic() - started
+    sub._fit(model, data, budget, epochs, masks=masks, log={"phase": "ticket"}, measure=False)
+    pruning.apply_masks(model, masks)
+    model.eval()
+    nz, n = pruning.connectivity(model)["total"]
+    return {
+        "acc": accuracy(model, x, y),
+        "rounds": rounds,
+        "search_epochs": sum(r["epochs"] for r in rounds),
+        "search_s": search_s,
+        "total_s": time.monotonic() - started,
+        "sparsity": 1 - nz / n,
+        "nonzero": nz,
+    }
+
+
+def per_seed(rs: list[dict]) -> str:
+    return ", ".join(f"{r['acc']:.4f}" for r in rs)
+
+
+def run_dense(task, train_set, x, y, seed: int, epochs: int) -> dict:
+    torch.manual_seed(seed)
+    model = sub.build(task)
+    data = TrainingData(task, train_set, STEPS, seed)
+    budget = Budget(epochs=epochs, lr=task.train["lr"], batch_size=task.train["batch_size"])
+    started = time.monotonic()
+    sub._fit(model, data, budget, epochs, measure=False)
+    model.eval()
+    return {"acc": accuracy(model, x, y), "total_s": time.monotonic() - started}
+
+
+def check_pruning(args, task, train_set, x, y, seeds) -> bool:
+    started = time.monotonic()
+    budget = Budget(epochs=args.epochs)
+    cap = sub.round_max_epochs(budget)
+    fi = [run_pruned(task, train_set, x, y, s, args.epochs, True) for s in seeds]
+    plain = [run_pruned(task, train_set, x, y, s, args.epochs, False) for s in seeds]
+    dense = [run_dense(task, train_set, x, y, s, args.epochs) for s in seeds]
+    level = sub.uniform_share(STEPS) if sub.FI_LEVEL is None else sub.FI_LEVEL
+    print(
+        f"temporal_fisher pruning check: digits, direct input, T={STEPS}, seeds {args.seeds}, target sparsity "
+        f"{sub.TARGET_SPARSITY} (global |w|, {sub.PRUNE_RATE:.0%} of the remaining weights per round, "
+        f"rewind to init), rounds of at most {cap} epochs, tickets trained {args.epochs} epochs; FI stop: last "
+        f"{sub.FI_WINDOW} indices within {sub.FI_TOL} and >= {level:.4f}; test accuracy on the {len(y)} test images"
+    )
+    print(
+        "| variant | test acc | per seed | search epochs | search s / seed | weight sparsity | non-zero weights |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, rs in (("FI-guided IMP", fi), ("plain IMP", plain)):
+        print(
+            f"| {name} | {fmt([r['acc'] for r in rs])} | {per_seed(rs)} | "
+            f"{fmt([r['search_epochs'] for r in rs])} | {statistics.mean(r['search_s'] for r in rs):.1f} | "
+            f"{fmt([r['sparsity'] for r in rs])} | {', '.join(str(r['nonzero']) for r in rs)} |"
+        )
+    print(f"| dense (no pruning) | {fmt([r['acc'] for r in dense])} | {per_seed(dense)} | 0 | 0 | 0 | all |")
+    print("where the FI-guided rounds stopped (epochs, stopped_by, last index):")
+    for s, r in zip(seeds, fi):
+        print(
+            f"  seed {s}: "
+            + "; ".join(
+                f"round {x['round']} (-> {x['sparsity']:.3f}): {x['epochs']} ep, {x['stopped_by']}, "
+                f"{x['fisher_concentration']:.4f}"
+                for x in r["rounds"]
+            )
+        )
+    d_acc = statistics.mean(r["acc"] for r in fi) - statistics.mean(r["acc"] for r in plain)
+    fewer = statistics.mean(r["search_epochs"] for r in fi) < statistics.mean(
+        r["search_epochs"] for r in plain
+    )
+    same = all(abs(a["sparsity"] - b["sparsity"]) < 1e-9 for a, b in zip(fi, plain))
+    print(f"FI-guided search uses fewer epochs than plain IMP: {fewer}")
+    print(f"FI-guided ticket within 1 point of plain IMP's: {abs(d_acc) <= 0.01 or d_acc > 0} ({d_acc:+.4f})")
+    print(f"same weight sparsity: {same}")
+    d_dense = statistics.mean(r["acc"] for r in fi) - statistics.mean(r["acc"] for r in dense)
+    print(f"FI-guided ticket vs dense: {d_dense:+.4f}")
+    ok = fewer and d_acc >= -0.01 and same
+    print(f"pruning verdict: {'reproduced' if ok else 'not reproduced'}")
+    print(f"pruning part wall time: {time.monotonic() - started:.0f} s")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--part", choices=("all", "concentration", "pruning"), default="all")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=30)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    started = time.monotonic()
+    task = get_task("digits")
+    train_set = load_split(task, "train").dataset
+    x, y = tensors(load_split(task, "test").dataset)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.part in ("all", "concentration"):
+        check_concentration(args, task, train_set, x, y, seeds)
+    if args.part in ("all", "pruning"):
+        check_pruning(args, task, train_set, x, y, seeds)
     print(f"check wall time: {time.monotonic() - started:.0f} s")
 
 
