@@ -159,3 +159,43 @@ def test_validation_plays_with_the_recipes_epsilon(monkeypatch, epsilon):
     overrides = {"validate_epsilon": epsilon} if epsilon else None
     dqn.train_dqn(build(task), task, Budget(epochs=1, lr=1e-3, batch_size=16), 0, False, overrides=overrides)
     assert seen == [epsilon]
+
+
+def test_a_state_without_its_replay_resumes_after_a_refill(tmp_path, monkeypatch):
+    """Between machines or sessions only state.pt (tens of MB) may travel, not the multi-GB replay:
+    the run resumes from the saved weights and step, and learns again only after refilling
+    `learning_starts` transitions."""
+    task = cartpole_task()
+    state_dir = tmp_path / "ckpt.pt.state"
+    budget = Budget(epochs=3, lr=1e-3, batch_size=16, state_dir=str(state_dir))
+    real_save = dqn._save_state
+    saves = []
+
+    def save_then_die(*args):
+        real_save(*args)
+        saves.append(1)
+        if len(saves) == 2:
+            raise Interrupted
+
+    monkeypatch.setattr(dqn, "_save_state", save_then_die)
+    with pytest.raises(Interrupted):
+        rl.train_dqn(build(task), task, budget, seed=0, progress=False, overrides={"save_every": 200})
+    monkeypatch.setattr(dqn, "_save_state", real_save)
+    (state_dir / dqn.REPLAY_FILE).unlink()
+    assert dqn.resume_state_exists(state_dir)
+    saved = torch.load(state_dir / dqn.STATE_FILE, weights_only=False)
+
+    updates = []
+    real_update = dqn._dqn_update
+
+    def counting_update(*args):
+        updates.append(1)
+        return real_update(*args)
+
+    monkeypatch.setattr(dqn, "_dqn_update", counting_update)
+    model = rl.train_dqn(build(task), task, budget, seed=0, progress=False, overrides={"save_every": 200})
+    cfg = dqn.dqn_config(task, budget)
+    refill_end = 400 + cfg.learning_starts
+    assert len(updates) == sum(1 for s in range(refill_end, 600) if s % cfg.train_every == 0)
+    assert [h["step"] for h in model.dqn_history] == [200, 400, 600]
+    assert saved["progress"]["start_step"] == 400

@@ -179,10 +179,18 @@ def _train_dqn(
     best_state = copy.deepcopy(model.state_dict())
     recent, losses = deque(maxlen=20), deque(maxlen=200)
     state_dir = getattr(budget, "state_dir", None)
+    learn_from = cfg.learning_starts
     if state_dir and resume_state_exists(state_dir):
         best_state = _load_state(
             state_dir, model, target, optimiser, replay, gen, rng, history, progress_state, recent, losses
         )
+        if replay.size == 0:  # a weights-only state (no replay file): refill before learning again
+            learn_from = max(learn_from, int(progress_state["start_step"]) + cfg.learning_starts)
+            print(
+                f"resuming {state_dir} without its replay: collecting {cfg.learning_starts} steps with "
+                "the current policy before the updates resume",
+                file=sys.stderr,
+            )
         # ALE cannot restore an episode mid-way from here: a fresh one starts at the resume point
         obs, _ = env.reset(seed=VALIDATION_SEED_BASE // 2 + seed + 7919 * progress_state["start_step"])
     first = int(progress_state["start_step"])
@@ -212,7 +220,7 @@ def _train_dqn(
                 recent.append(episode_return)
                 episode_return = 0.0
                 obs, _ = env.reset()
-            if step >= cfg.learning_starts and step % cfg.train_every == 0:
+            if step >= learn_from and step % cfg.train_every == 0:
                 losses.append(
                     _dqn_update(model, target, resets, replay, optimiser, cfg, encoder, steps, gen, task)
                 )
@@ -276,7 +284,10 @@ REPLAY_FILE = "replay.pt"
 
 
 def resume_state_exists(state_dir: str | Path) -> bool:
-    return (Path(state_dir) / STATE_FILE).is_file() and (Path(state_dir) / REPLAY_FILE).is_file()
+    """A state folder to resume from: state.pt, with or without replay.pt. Without the replay (the
+    multi-GB part, which a copy between machines or sessions may leave behind) the run refills it
+    with `learning_starts` steps of the current epsilon-greedy policy before updating again."""
+    return (Path(state_dir) / STATE_FILE).is_file()
 
 
 def _save_state(
@@ -341,6 +352,8 @@ def _load_state(
     progress_state.update(state["progress"])
     recent.extend(state["recent"])
     losses.extend(state["losses"])
+    if not (Path(state_dir) / REPLAY_FILE).is_file():
+        return state["best"]
     stored = torch.load(Path(state_dir) / REPLAY_FILE, weights_only=False)
     n = len(stored["action"])
     if n > replay.capacity:
