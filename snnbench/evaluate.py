@@ -249,6 +249,7 @@ def headline(outcome: Outcome) -> list[tuple[str, str]]:
         ("energy_uj_per_sample", None, "horowitz45nm-fp32"): "energy µJ / sample (compute)",
         ("energy_uj_per_sample", None, "horowitz45nm-fp32-mem"): "energy µJ / sample (+memory)",
         ("training_energy_j", None, "sata-bptt/horowitz45nm-fp32"): "training energy J (SATA model)",
+        ("training_energy_j", None, "sata-bptt+stdp/horowitz45nm-fp32"): "training energy J (SATA + STDP)",
         ("decision_timestep", None, None): "decision timestep",
         ("latency_ms_per_sample", None, None): "latency ms / sample",
         ("params", None, None): "parameters",

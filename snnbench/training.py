@@ -170,6 +170,8 @@ def train(
     probe = TrainingProbe(steps) if measure_training else None
     if probe is not None:
         probe.attach(model)
+        if data is not None:  # modules train() trains besides the model: data.track_training
+            data._probe = probe
     started = time.monotonic()
     history: list[dict] = []
     if callable(getattr(module, "train", None)):
@@ -187,6 +189,8 @@ def train(
     seconds = time.monotonic() - started
     if probe is not None:
         probe.detach()
+        if data is not None:
+            data._probe = None
     state.restore()
     if data is not None:
         history = data.history

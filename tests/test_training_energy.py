@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 
@@ -231,3 +232,214 @@ def test_compare_reports_snn_and_ann_per_card(tmp_path, capsys):
     assert printed.keys() == got.keys()
     for key, row in got.items():
         assert printed[key] == pytest.approx(row, rel=1e-12)
+
+
+# ---------------------------------------------------------------------- modules trained besides the model
+
+
+def _ann() -> nn.Module:
+    """Linear(4->3) -> ReLU -> Linear(3->2): the two-layer network's shapes as an ANN."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
+
+
+def _train_ann_passes(net: nn.Module, passes: int, batch: int) -> None:
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.1)
+    net.train()
+    for _ in range(passes):
+        loss = net(torch.rand(batch, 4)).square().sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+
+def _ann_hand_pj(card, batch: float, input_grad: bool = False, weight_grad: bool = True) -> float:
+    """pJ per sample of the 4-3-2 ANN by hand: every op a MAC, all words dense, batch `batch`."""
+    mac, glb, dram = card.mac_pj, card.glb_pj, card.dram_pj
+    g, u = float(input_grad), float(weight_grad)
+    # layer 1 (12 ops, 12 weights, 4 in, 3 out): the network input needs a gradient only if asked
+    l1 = 12 * mac + g * 12 * mac + u * 12 * mac
+    l1 += (4 + 3 + 12 / batch) * glb + (3 + g * (4 + 12 / batch)) * glb + u * (4 + 3 + 24 / batch) * glb
+    l1 += (2 + 2 * u) * 12 / batch * dram
+    # layer 2 (6 ops, 6 weights, 3 in, 2 out): its input (the ReLU's output) always needs one
+    l2 = 6 * mac + 6 * mac + u * 6 * mac
+    l2 += (3 + 2 + 6 / batch) * glb + (2 + 3 + 6 / batch) * glb + u * (3 + 2 + 12 / batch) * glb
+    l2 += (2 + 2 * u) * 6 / batch * dram
+    relu = 3 * card.relu_fwd_pj + 3 * card.relu_bwd_pj + 2 * 3 * dram
+    return l1 + l2 + relu
+
+
+def test_a_tracked_ann_is_priced_by_ann_mode_from_its_own_counts():
+    probe = te.TrainingProbe(timesteps=4)  # the model's T; an ANN part runs at T = 1
+    model = _two_layer()
+    probe.attach(model)
+    net = _ann()
+    handle = probe.track(net, "ann", name="ann")
+    _train_ann_passes(net, passes=3, batch=2)
+    with torch.no_grad():  # an evaluation pass: not training
+        net(torch.rand(5, 4))
+    copied = copy.deepcopy(net)  # e.g. a conversion's copy: its passes are not the tracked module's
+    _train_ann_passes(copied, passes=2, batch=2)
+    handle.stop()
+    _train_ann_passes(net, passes=1, batch=2)  # after stop(): not counted
+    probe.detach()
+    rec = json.loads(json.dumps(probe.record()))
+    assert rec["samples"] == 0 and rec["forward_passes"] == 0  # the model never ran
+    (part,) = rec["parts"]
+    assert (part["name"], part["kind"], part["timesteps"]) == ("ann", "ann", 1)
+    assert part["samples"] == 6 and part["forward_passes"] == 3
+    assert [n["name"] for n in part["neurons"]] == ["1"]  # the ReLU is the ANN's activation
+    ((name, kind, work),) = te.parts_from_record(rec)
+    assert (name, kind) == ("ann", "ann")
+    assert te.energy_per_sample_pj(work, CARD, "ann") == pytest.approx(_ann_hand_pj(CARD, 2), rel=1e-12)
+    rows = te.training_energy_rows({"training_activity": rec})
+    for row in rows:
+        card = te.TRAINING_ENERGY_MODELS[row.condition.split("/", 1)[1]]
+        assert row.condition.startswith("sata-bptt/") and row.n == 6
+        assert row.value == pytest.approx(6 * _ann_hand_pj(card, 2) / 1e12, rel=1e-12)
+    assert len(rows) == len(te.TRAINING_ENERGY_MODELS)
+
+
+def test_an_inversion_through_a_frozen_ann_prices_no_weight_gradient():
+    probe = te.TrainingProbe(timesteps=1)
+    net = _ann().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    with probe.track(net, "ann", name="inversion"):
+        u = torch.rand(4, 4, requires_grad=True)  # 4 images optimised through the frozen ANN
+        for _ in range(2):
+            net(u).sum().backward()
+    rec = probe.record()
+    assert rec["parts"][0]["samples"] == 8 and rec["parts"][0]["layers"][0]["wgrad_in_numel"] == 0
+    ((_, _, work),) = te.parts_from_record(rec)
+    hand = _ann_hand_pj(CARD, 4, input_grad=True, weight_grad=False)
+    assert te.energy_per_sample_pj(work, CARD, "ann") == pytest.approx(hand, rel=1e-12)
+
+
+def test_tracked_parts_add_and_leave_the_model_counts_unchanged():
+    alone = _probe_two_layer()
+    probe = te.TrainingProbe(timesteps=2)
+    net = _two_layer().train()
+    probe.attach(net)
+    inner = probe.track(net[2], "snn", name="readout")  # a submodule: counted by the model's passes
+    x = torch.tensor([[[1.0, 0, 0, 1]], [[0.0, 0, 0, 0]]], requires_grad=True)
+    (net(x) * torch.tensor([1.0, -2.0])).sum().backward()
+    ann = _ann()
+    probe.track(ann, "ann", name="ann")
+    _train_ann_passes(ann, passes=2, batch=3)
+    probe.detach()
+    inner.stop()
+    rec = json.loads(json.dumps(probe.record()))
+    assert {k: v for k, v in rec.items() if k not in ("version", "parts")} == {
+        k: v for k, v in alone.items() if k not in ("version", "parts")
+    }
+    assert alone["parts"] == [] and [p["samples"] for p in rec["parts"]] == [0, 6]
+    model = te.workload_from_record(rec)
+    assert [(n, k) for n, k, _ in te.parts_from_record(rec)] == [("model", "snn"), ("ann", "ann")]
+    for row in te.training_energy_rows({"training_activity": rec}):
+        card = te.TRAINING_ENERGY_MODELS[row.condition.split("/", 1)[1]]
+        want = te.training_energy_j(model, card) + 6 * _ann_hand_pj(card, 3) / 1e12
+        assert row.value == pytest.approx(want, rel=1e-12) and row.n == 1 + 6
+    # the same record without parts gives exactly the model's figure (and a version-1 record reads)
+    old = {k: v for k, v in rec.items() if k != "parts"} | {"version": 1}
+    for layer in old["layers"]:
+        del layer["wgrad_in_numel"]
+    for row in te.training_energy_rows({"training_activity": old}):
+        card = te.TRAINING_ENERGY_MODELS[row.condition.split("/", 1)[1]]
+        assert row.value == pytest.approx(te.training_energy_j(model, card), rel=1e-12) and row.n == 1
+
+
+def test_an_stdp_part_is_priced_as_forward_traces_and_declared_updates():
+    probe = te.TrainingProbe(timesteps=2)
+    net = _two_layer()
+    with probe.track(net, "stdp", name="stdp") as handle, torch.no_grad():  # local learning: no graph
+        net(torch.tensor([[[1.0, 0, 0, 1]], [[0.0, 0, 0, 0]]]))
+        handle.count_updates(5)
+    rec = json.loads(json.dumps(probe.record()))
+    part = rec["parts"][0]
+    assert (part["kind"], part["samples"], part["updates"]) == ("stdp", 1, 5.0)
+    ((_, kind, work),) = te.parts_from_record(rec)
+    ac, mac, lif, glb, dram = 1.0, 10.0, 100.0, 1e4, 1e5
+    trace = mac + 2 * glb
+    # layer 1: spikes in at t=1 (2 of 4), none at t=2; 4 inputs traced per step; 3 W from DRAM
+    l1 = 12 * 0.5 * ac + 2 * (4 / 4 + 3 + 12) * glb + 2 * 4 * trace + 3 * 12 * dram
+    l2 = 6 * (1 / 3) * ac + 2 * (3 / 4 + 2 + 6) * glb + 2 * 3 * trace + 3 * 6 * dram
+    neurons = 2 * 3 * (lif + trace)
+    updates = 5 * (2 * mac + 3 * glb)
+    assert te.energy_per_sample_pj(work, CARD, kind) == pytest.approx(l1 + l2 + neurons + updates, rel=1e-12)
+    rows = te.training_energy_rows({"training_activity": rec})
+    assert {r.condition for r in rows} == {f"sata-bptt+stdp/{n}" for n in te.TRAINING_ENERGY_MODELS}
+    with pytest.raises(ValueError, match="stdp"):
+        te.TrackedTraining(te._Part(probe, "x", "ann", 1, "grad")).count_updates(1)
+
+
+def test_track_training_outside_snnbench_train_is_a_no_op():
+    task = get_task("digits")
+    data = training.TrainingData(task, [], task.timesteps, 0)
+    net = _ann()
+    with data.track_training(net, "ann") as handle:
+        _train_ann_passes(net, passes=1, batch=2)
+        handle.count_updates(3)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        data.track_training(net, "cnn")
+
+
+TRACKED_ANN = """
+import torch
+from torch import nn
+
+TASKS = ("digits",)
+
+
+class Readout(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(2))
+
+
+def build(task):
+    return Readout()
+
+
+def train(model, task, data, budget):
+    ann = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    data.track_training(ann, "ann")
+    optimiser = torch.optim.Adam(ann.parameters(), lr=1e-2)
+    for x, y in data.loader(budget.batch_size):
+        loss = nn.functional.cross_entropy(ann(x.mean(0).flatten(1)), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        model.fc.weight.copy_(ann[2].weight @ ann[0].weight)
+    return model
+"""
+
+
+def test_a_submission_that_trains_another_module_stores_its_training_energy(
+    two_batches, tmp_path, write_submission
+):
+    task, ref = get_task("digits"), resolve(write_submission(TRACKED_ANN))
+    result = training.train(task, ref, epochs=1, out=tmp_path / "ck.pt", progress=False)
+    rec = result.record["training_activity"]
+    assert rec["samples"] == 0 and rec["parts"][0]["samples"] == 128  # two batches of 64
+    store = Store(tmp_path / "store")
+    assert (
+        evaluate(task, ref, store, checkpoint=str(result.checkpoint), limit=8, progress=False).run["status"]
+        == "ok"
+    )
+    stored = store.read_metrics()
+    rows = stored[stored.metric == "training_energy_j"]
+    assert len(rows) == len(te.TRAINING_ENERGY_MODELS) and set(rows.n) == {128}
+    for condition, value in zip(rows.condition, rows.value):
+        card = te.TRAINING_ENERGY_MODELS[condition.removeprefix("sata-bptt/")]
+        mac, glb, dram, b = card.mac_pj, card.glb_pj, card.dram_pj, 64
+        # ANN mode by hand: 64 -> 16 (input needs no gradient) -> ReLU -> 10, every op a MAC
+        l1 = 2 * 1024 * mac + (64 + 16 + 1024 / b) * glb + 16 * glb + (64 + 16 + 2048 / b) * glb
+        l2 = 3 * 160 * mac + (16 + 10 + 160 / b) * glb + (10 + 16 + 160 / b) * glb + (16 + 10 + 320 / b) * glb
+        dram_w = 4 * (1024 + 160) / b * dram
+        relu = 16 * (card.relu_fwd_pj + card.relu_bwd_pj) + 2 * 16 * dram
+        assert value == pytest.approx(128 * (l1 + l2 + dram_w + relu) / 1e12, rel=1e-12)

@@ -95,6 +95,7 @@ def train_ann(task, data, budget, history: list | None = None) -> nn.Sequential:
     ann = make_ann(task)
     opt = torch.optim.Adam(ann.parameters(), lr=budget.lr)
     started = time.monotonic()
+    tracked = data.track_training(ann, "ann", name="ann")  # the harness prices this stage by ANN mode
     for epoch in range(budget.epochs):
         ann.train()
         seen = correct = 0
@@ -114,6 +115,7 @@ def train_ann(task, data, budget, history: list | None = None) -> nn.Sequential:
             )
         if budget.wall_time_s and time.monotonic() - started > 0.5 * budget.wall_time_s:
             break
+    tracked.stop()
     return ann.eval()
 
 
@@ -212,9 +214,11 @@ def train(model: PrivateSNN, task, data, budget) -> nn.Module:
     """ANN on the given data, then inversion, conversion and encryption without it."""
     started = time.monotonic()
     ann = train_ann(task, data, budget, data.history)
-    images, labels = invert_bn(ann, tuple(task.input_shape), task.outputs, seed=budget.seed)
+    with data.track_training(ann, "ann", name="inversion"):  # forward + backward to the images
+        images, labels = invert_bn(ann, tuple(task.input_shape), task.outputs, seed=budget.seed)
     snn = convert_synthetic(ann, images)
     deadline = started + budget.wall_time_s if budget.wall_time_s else None
+    data.track_training(snn, "snn", name="encrypt", timesteps=FT_STEPS)  # BPTT of a separate module
     snn = encrypt(snn, images, labels, seed=budget.seed, history=data.history, deadline=deadline)
     # the ANN stage's epochs are the budget's; history's last "epoch" entries are the encryption's
     data.history.append({"epoch": budget.epochs, "stage": "done"})

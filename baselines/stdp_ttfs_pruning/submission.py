@@ -130,12 +130,24 @@ def winners(spikes: torch.Tensor, potential: torch.Tensor) -> torch.Tensor:
     return spikes * keep.unsqueeze(0)
 
 
-def stdp_step(model: STDPNet, x_spikes: torch.Tensor) -> int:
+class STDPForward(nn.Module):
+    """The STDP pass of the conv layer as one module call, [T, B, ...] spikes -> (current, spikes),
+    so that `snnbench train` can measure it (data.track_training(..., "stdp")). Not in the state_dict."""
+
+    def __init__(self, layer: nn.Sequential) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        current = self.layer[0](x)  # MultiStep(conv): [T, B, F, H, W]
+        return current, self.layer[1](current)
+
+
+def stdp_step(model: STDPNet, x_spikes: torch.Tensor, forward: STDPForward | None = None) -> int:
     """One batch of STDP on the conv layer; returns the synaptic updates made (winner x live synapse)."""
     conv = model.conv
     with torch.no_grad():
-        current = MultiStep(conv)(x_spikes)  # [T, B, F, H, W]
-        spikes = model.layer[1](current)
+        current, spikes = (forward or STDPForward(model.layer))(x_spikes)
         potential = current.cumsum(0)[-1]  # the potential the inputs drive by the end of the window
         post = winners(spikes, potential)
         steps, b = x_spikes.shape[:2]
@@ -166,12 +178,16 @@ def prune(model: STDPNet, threshold: float = PRUNE_THRESHOLD) -> int:
 def train_stdp(model: STDPNet, data, budget, pruning: bool = PRUNE, epochs: int = STDP_EPOCHS) -> dict:
     """Unsupervised STDP of the conv layer (with pruning when asked); returns its counters."""
     updates = batches = 0
-    for _ in range(epochs):
-        for x, _ in data.loader(budget.batch_size):
-            updates += stdp_step(model, model.encode(x))
-            batches += 1
-            if pruning and batches % PRUNE_INTERVAL == 0:
-                prune(model)
+    forward = STDPForward(model.layer)
+    with data.track_training(forward, "stdp", name="stdp") as tracked:  # priced as local learning
+        for _ in range(epochs):
+            for x, _ in data.loader(budget.batch_size):
+                n = stdp_step(model, model.encode(x), forward)
+                tracked.count_updates(n)
+                updates += n
+                batches += 1
+                if pruning and batches % PRUNE_INTERVAL == 0:
+                    prune(model)
     live = int(model.mask.sum())
     return {"stdp_updates": updates, "connections": live, "connections_total": model.mask.numel()}
 
@@ -185,6 +201,7 @@ def train_readout(model: STDPNet, data, budget, epochs: int) -> list[dict]:
             labels.append(y)
     f, y_all = torch.cat(feats, 1), torch.cat(labels)
     optimiser = torch.optim.Adam(model.readout.parameters(), lr=budget.lr * 5)
+    data.track_training(model.readout, "snn", name="readout")  # called on its own, not through model
     gen = torch.Generator().manual_seed(data.seed)
     history = []
     for epoch in range(epochs):

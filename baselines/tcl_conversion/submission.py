@@ -127,6 +127,7 @@ def train_ann(
 def train(model: TCLNet, task, data, budget) -> nn.Module:
     """Train the TCL ANN for the task's budget, then convert it with lambda_l as thresholds."""
     net = ann(task)
+    data.track_training(net, "ann", name="ann")  # trained here, not the model: priced by ANN mode
     data.history.extend(train_ann(net, data, budget))
     snn = convert(net, mode="clip")
     model.snn.load_state_dict(snn.state_dict())

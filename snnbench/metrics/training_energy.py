@@ -33,6 +33,30 @@ and on recognised neuron modules, tensor hooks for the gradients): per layer and
 input density, the gradient density at the output, the neurons' spike density and the non-zero
 fraction of their surrogate gradients, the layer shapes and the number of training samples
 (train-mode forward passes with gradients enabled). `record()` is JSON for the training record.
+
+Modules trained besides the model. The probe sees only the model `snnbench train` built; a train()
+that trains another module (an ANN converted afterwards, a separate SNN whose weights it loads, a
+layer trained on cached features) declares it with `data.track_training(module, kind)`
+(snnbench.training.TrainingData), for the whole of train() or, as a context manager, for one stage.
+Each tracked part is measured on its own (its samples, passes, shapes and densities) and priced by
+its kind: "snn" by the BPTT model above at the part's T, "ann" by ANN mode from its measured counts
+(its own samples and layer shapes; activations are the torch activation modules and
+snnbench.conversion.TrainableClip; one a function calls is not seen), "stdp" as below. A tracked
+part counts every forward pass of its module with gradients enabled, in train or eval mode (an
+inversion through a frozen network is training work too: its layers price no weight gradient and
+no weight update, measured per layer from `requires_grad`); a module called inside another part's
+pass is counted by that part only. The record keeps the model's counts where version 1 had them
+and adds `parts`; training_energy_j is the sum of the model and the parts.
+
+Local learning without gradients ("stdp" parts; a reconstruction, not from SATA): every forward
+pass of the tracked module counts (it runs under no_grad). Priced as the BPTT model's forward
+phase (the same compute, GLB traffic and neuron updates; no potentials stored for a backward pass),
+plus one trace update per input and per neuron and timestep (a MAC, the trace read and written in
+the GLB), plus per synaptic update the train() declares with `handle.count_updates(n)` (one
+(post event, synapse) pair) two MACs (trace term, soft bound) and three GLB words (trace read,
+weight read and written), plus per pass the weights read from DRAM for the forward phase and read
+and written for the update (3 W words). Updates not declared are not priced. A record with an stdp
+part stores its rows under "sata-bptt+stdp/<card>", so they are never read as BPTT alone.
 """
 
 from __future__ import annotations
@@ -43,13 +67,36 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from snnbench.conversion import TrainableClip
 from snnbench.frameworks import neuron_info, spike_output
 from snnbench.metrics import MetricRow
 
 SYNAPTIC_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+# An "ann" part's activations (priced as ReLUs by ANN mode): modules only, not torch.relu calls.
+ACTIVATION_TYPES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardtanh,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+    TrainableClip,
+)
 RECORD_KEY = "training_activity"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: the model's counts only (no parts, every weight updated)
 MODEL_NAME = "sata-bptt"
+STDP_MODEL_NAME = "sata-bptt+stdp"  # the condition's model when a part learned by STDP
+PART_KINDS = ("snn", "ann", "stdp")
 PJ_PER_J = 1e12
 
 
@@ -127,6 +174,7 @@ class SynapseLayer:
     grad_density: tuple[float, ...] = (1.0,)
     binary_input: float = 1.0  # fraction of the non-zero inputs that were spikes (0/1)
     needs_input_grad: float = 1.0  # fraction of the inputs autograd computed a gradient for
+    needs_weight_grad: float = 1.0  # fraction of the inputs seen while the weight required a gradient
 
 
 @dataclass(frozen=True)
@@ -137,13 +185,15 @@ class NeuronLayer:
 
 @dataclass(frozen=True)
 class Workload:
-    """What the model prices: T, the samples trained on, the mean batch, the layers."""
+    """What the model prices: T, the samples trained on, the mean batch, the layers (and for
+    "stdp" the synaptic updates per sample)."""
 
     timesteps: int
     samples: float
     batch: float
     layers: tuple[SynapseLayer, ...]
     neurons: tuple[NeuronLayer, ...] = field(default_factory=tuple)
+    updates: float = 0.0
 
 
 def _at(values: tuple[float, ...], t: int, name: str) -> float:
@@ -159,12 +209,15 @@ def breakdown(
 ) -> list[tuple[str, int | None, str, float]]:
     """(layer, timestep, phase, pJ per sample) terms; timestep None for per-optimiser-step terms.
 
-    mode "snn" prices the measured workload; "ann" the same shapes at T=1, dense, MACs, ReLU.
+    mode "snn" prices the measured workload; "ann" the same shapes at T=1, dense, MACs, ReLU;
+    "stdp" the forward phase, the traces and the declared synaptic updates (module docstring).
     """
-    if mode not in ("snn", "ann"):
-        raise ValueError(f"training energy: mode must be 'snn' or 'ann', got {mode!r}")
+    if mode not in PART_KINDS:
+        raise ValueError(f"training energy: mode must be 'snn' or 'ann' (or 'stdp'), got {mode!r}")
     if work.batch <= 0 or work.timesteps < 1:
         raise ValueError("training energy: needs timesteps >= 1 and a batch > 0")
+    if mode == "stdp":
+        return _stdp_breakdown(work, card)
     ann = mode == "ann"
     steps = 1 if ann else work.timesteps
     bit = 1.0 / card.word_bits
@@ -175,6 +228,7 @@ def breakdown(
         op_in = binary * card.ac_pj + (1 - binary) * card.mac_pj  # price of one input-driven op
         in_words = layer.in_per_step * (binary * bit + (1 - binary))  # spikes pack one bit each
         grad_in = layer.needs_input_grad  # autograd computes no gradient for the network input
+        grad_w = layer.needs_weight_grad  # nor for a frozen weight (an inversion's passes)
         for t in range(steps):
             din = 1.0 if ann else _at(layer.input_density, t, f"{layer.name} input_density")
             dgr = 1.0 if ann else _at(layer.grad_density, t, f"{layer.name} grad_density")
@@ -182,7 +236,7 @@ def breakdown(
             out += [
                 (layer.name, ts, "forward_compute", d * din * op_in),
                 (layer.name, ts, "backward_compute", d * dgr * grad_in * card.mac_pj),
-                (layer.name, ts, "weight_grad_compute", d * din * op_in),
+                (layer.name, ts, "weight_grad_compute", d * din * op_in * grad_w),
                 (layer.name, ts, "forward_memory", (in_words + layer.out_per_step + w / b) * card.glb_pj),
                 (
                     layer.name,
@@ -194,10 +248,11 @@ def breakdown(
                     layer.name,
                     ts,
                     "weight_grad_memory",
-                    (in_words + layer.out_per_step + 2 * w / b) * card.glb_pj,
+                    (in_words + layer.out_per_step + 2 * w / b) * card.glb_pj * grad_w,
                 ),
             ]
-        out.append((layer.name, None, "weight_dram", 4 * w / b * card.dram_pj))
+        # read for forward and backward; read and written by the update where there is one
+        out.append((layer.name, None, "weight_dram", (2 + 2 * grad_w) * w / b * card.dram_pj))
     for neuron in work.neurons:
         n = neuron.neurons_per_step
         for t in range(steps):
@@ -214,6 +269,43 @@ def breakdown(
                     (neuron.name, ts, "backward_compute", n * card.pgu_pj),
                     (neuron.name, ts, "state_dram", 2 * n * (1 + bit) * card.dram_pj),
                 ]
+    return out
+
+
+def _stdp_breakdown(work: Workload, card: TrainingEnergyModel) -> list[tuple[str, int | None, str, float]]:
+    """Local learning (reconstruction): the BPTT model's forward phase, one trace update per input
+    and neuron and timestep (a MAC; the trace read and written in the GLB), per declared synaptic
+    update two MACs and three GLB words, per pass the weights read from DRAM and, updated, read and
+    written (3 W words)."""
+    bit = 1.0 / card.word_bits
+    trace = card.mac_pj + 2 * card.glb_pj
+    out: list[tuple[str, int | None, str, float]] = []
+    for layer in work.layers:
+        d, w, b = layer.dense_ops_per_step, layer.weights, work.batch
+        binary = layer.binary_input
+        op_in = binary * card.ac_pj + (1 - binary) * card.mac_pj
+        in_words = layer.in_per_step * (binary * bit + (1 - binary))
+        for t in range(work.timesteps):
+            din = _at(layer.input_density, t, f"{layer.name} input_density")
+            ts = t + 1
+            out += [
+                (layer.name, ts, "forward_compute", d * din * op_in),
+                (layer.name, ts, "forward_memory", (in_words + layer.out_per_step + w / b) * card.glb_pj),
+                (layer.name, ts, "trace", layer.in_per_step * trace),
+            ]
+        out.append((layer.name, None, "weight_dram", 3 * w / b * card.dram_pj))
+    for neuron in work.neurons:
+        n = neuron.neurons_per_step
+        for t in range(work.timesteps):
+            out += [
+                (neuron.name, t + 1, "forward_compute", n * card.lif_pj),
+                (neuron.name, t + 1, "trace", n * trace),
+            ]
+    u = work.updates
+    out += [
+        ("synaptic_updates", None, "update_compute", u * 2 * card.mac_pj),
+        ("synaptic_updates", None, "update_memory", u * 3 * card.glb_pj),
+    ]
     return out
 
 
@@ -238,12 +330,36 @@ def by_phase(work: Workload, card: TrainingEnergyModel, mode: str = "snn") -> di
 
 
 def workload_from_record(activity: dict) -> Workload:
-    """The Workload of a training record's `training_activity` (TrainingProbe.record())."""
-    if activity.get("version") != RECORD_VERSION:
+    """The model's Workload of a training record's `training_activity` (TrainingProbe.record());
+    the tracked parts are in parts_from_record."""
+    _check_version(activity)
+    return _workload(activity)
+
+
+def parts_from_record(activity: dict) -> list[tuple[str, str, Workload]]:
+    """(name, kind, Workload) of everything the record measured that trained on some samples: the
+    model ("model", "snn") and every tracked part."""
+    _check_version(activity)
+    out = []
+    if activity.get("samples", 0) > 0:
+        out.append(("model", "snn", _workload(activity)))
+    for part in activity.get("parts", []):
+        if part.get("kind") not in PART_KINDS:
+            raise ValueError(f"training energy: unknown part kind {part.get('kind')!r}")
+        if part.get("samples", 0) > 0:
+            out.append((part["name"], part["kind"], _workload(part)))
+    return out
+
+
+def _check_version(activity: dict) -> None:
+    if activity.get("version") not in READABLE_VERSIONS:
         raise ValueError(
             f"training energy: record version {activity.get('version')!r}, this snnbench reads "
-            f"{RECORD_VERSION}; retrain with `snnbench train` to refresh it"
+            f"{', '.join(map(str, READABLE_VERSIONS))}; retrain with `snnbench train` to refresh it"
         )
+
+
+def _workload(activity: dict) -> Workload:
     steps, samples, passes = (
         int(activity["timesteps"]),
         float(activity["samples"]),
@@ -265,12 +381,18 @@ def workload_from_record(activity: dict) -> Workload:
                 grad_density=_ratios(entry["grad_nnz"], entry["grad_count"]),
                 binary_input=entry["binary_nnz"] / entry["in_nnz_total"] if entry["in_nnz_total"] else 1.0,
                 needs_input_grad=entry["in_grad_numel"] / entry["in_numel"] if entry["in_numel"] else 0.0,
+                needs_weight_grad=(
+                    entry["wgrad_in_numel"] / entry["in_numel"]
+                    if "wgrad_in_numel" in entry and entry["in_numel"]
+                    else 1.0  # version 1: every layer of the model was trained
+                ),
             )
         )
     neurons = tuple(
         NeuronLayer(n["name"], n["out_numel"] / per) for n in activity["neurons"] if n["out_numel"]
     )
-    return Workload(steps, samples, samples / passes, tuple(layers), neurons)
+    updates = float(activity.get("updates", 0.0)) / samples
+    return Workload(steps, samples, samples / passes, tuple(layers), neurons, updates)
 
 
 def _ratios(num: list[float], den: list[float]) -> tuple[float, ...]:
@@ -280,30 +402,43 @@ def _ratios(num: list[float], den: list[float]) -> tuple[float, ...]:
 
 def has_data(record: dict | None) -> bool:
     activity = (record or {}).get(RECORD_KEY)
-    return bool(activity) and activity.get("samples", 0) > 0 and bool(activity.get("layers"))
+    if not activity:
+        return False
+    return any(
+        part.get("samples", 0) > 0 and bool(part.get("layers") or part.get("neurons"))
+        for part in [activity, *activity.get("parts", [])]
+    )
+
+
+def condition_model(kinds) -> str:
+    """The model the rows' condition names: "sata-bptt", or "sata-bptt+stdp" with an stdp part."""
+    return STDP_MODEL_NAME if "stdp" in set(kinds) else MODEL_NAME
 
 
 def training_energy_rows(record: dict | None) -> list[MetricRow]:
-    """One training_energy_j row per card from a checkpoint's training record; none without data
+    """One training_energy_j row per card from a checkpoint's training record: the model and every
+    tracked part, each priced by its kind, added; n is their samples added. None without data
     (checkpoints trained before the probe existed) and none, with a warning, from a record this
     version cannot read."""
     if not has_data(record):
         return []
     try:
-        work = workload_from_record(record[RECORD_KEY])
+        parts = parts_from_record(record[RECORD_KEY])
+        model = condition_model(kind for _, kind, _ in parts)
+        rows = [
+            MetricRow(
+                "training_energy_j",
+                sum(training_energy_j(work, card, kind) for _, kind, work in parts),
+                "joule",
+                n=int(sum(work.samples for _, _, work in parts)),
+                condition=f"{model}/{name}",
+            )
+            for name, card in TRAINING_ENERGY_MODELS.items()
+        ]
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         warnings.warn(f"training energy: the training record is not readable ({exc}); no row", stacklevel=2)
         return []
-    return [
-        MetricRow(
-            "training_energy_j",
-            training_energy_j(work, card),
-            "joule",
-            n=int(work.samples),
-            condition=f"{MODEL_NAME}/{name}",
-        )
-        for name, card in TRAINING_ENERGY_MODELS.items()
-    ]
+    return rows
 
 
 # ---------------------------------------------------------------------- measurement
@@ -323,6 +458,7 @@ class _Counts:
     in_nnz_total: float = 0.0
     binary_nnz: float = 0.0
     in_grad_numel: float = 0.0
+    wgrad_in_numel: float = 0.0  # inputs seen while the weight required a gradient
     in_nnz: list = field(default_factory=list)  # per timestep: non-zero inputs (spikes for neurons)
     in_count: list = field(default_factory=list)  # per timestep: entries seen
     grad_nnz: list = field(default_factory=list)
@@ -337,74 +473,187 @@ class TrainingProbe:
     """Hooks a model during training and records what the SATA-style model needs (module docstring).
 
     Only forward passes in train mode with gradients enabled count (a recipe's evaluation passes
-    do not). The hooks read counts only; they change nothing the model computes.
+    do not). The hooks read counts only; they change nothing the model computes. `track` adds the
+    modules a train() trains besides the model (TrainingData.track_training).
     """
 
     def __init__(self, timesteps: int) -> None:
         if timesteps < 1:
             raise ValueError(f"TrainingProbe needs timesteps >= 1, got {timesteps}")
         self.steps = int(timesteps)
-        self._handles: list = []
-        self._counts: dict[nn.Module, _Counts] = {}
-        self._calls_in_pass: dict[nn.Module, int] = {}
-        self._active = False
-        self._batch = 0
-        self.samples = 0
-        self.forward_passes = 0
+        self._model: _Part | None = None
+        self._parts: list[_Part] = []
+        self._current: _Part | None = None  # the part whose forward pass is being counted
+
+    @property
+    def samples(self) -> int:
+        return self._model.samples if self._model else 0
+
+    @property
+    def forward_passes(self) -> int:
+        return self._model.forward_passes if self._model else 0
 
     def attach(self, model: nn.Module) -> None:
-        if self._handles:
+        if self._model is not None and self._model.handles:
             raise RuntimeError("TrainingProbe is already attached")
-        for name, m in model.named_modules():
-            name = name or type(model).__name__
-            if neuron_info(m) is not None:
-                self._counts[m] = _Counts(name, "neuron", self.steps)
-                self._handles.append(m.register_forward_hook(self._neuron_hook))
-            elif isinstance(m, SYNAPTIC_TYPES):
-                self._counts[m] = _Counts(name, "synapse", self.steps, m.weight.numel(), m.weight[0].numel())
-                self._handles.append(m.register_forward_hook(self._synapse_hook))
-        self._handles.append(model.register_forward_pre_hook(self._begin, with_kwargs=True))
-        self._handles.append(model.register_forward_hook(self._end, always_call=True))
+        self._model = _Part(self, "model", "snn", self.steps, "train")
+        self._model.attach(model)
+
+    def track(
+        self, module: nn.Module, kind: str = "snn", name: str | None = None, timesteps: int | None = None
+    ) -> TrackedTraining:
+        """Measure `module` as a part trained besides the model, until detach() or the handle's stop()."""
+        if kind not in PART_KINDS:
+            raise ValueError(f"track_training: kind must be one of {', '.join(PART_KINDS)}, got {kind!r}")
+        steps = 1 if kind == "ann" else int(timesteps or self.steps)
+        if steps < 1:
+            raise ValueError(f"track_training needs timesteps >= 1, got {steps}")
+        part = _Part(
+            self,
+            name or f"{kind}{len(self._parts)}:{type(module).__name__}",
+            kind,
+            steps,
+            "all" if kind == "stdp" else "grad",
+        )
+        part.attach(module)
+        self._parts.append(part)
+        return TrackedTraining(part)
 
     def detach(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        for part in [self._model, *self._parts]:
+            if part is not None:
+                part.detach()
 
     def record(self) -> dict:
-        """JSON-ready counts for the training record (`training_activity`)."""
-        entries = [c for c in self._counts.values()]
-        return {
-            "version": RECORD_VERSION,
-            "model": MODEL_NAME,
+        """JSON-ready counts for the training record (`training_activity`): the model's where
+        version 1 had them, the tracked parts under `parts`."""
+        model = self._model or _Part(self, "model", "snn", self.steps, "train")
+        out = {"version": RECORD_VERSION, "model": MODEL_NAME, **model.dump()}
+        out["parts"] = [{"name": p.name, "kind": p.kind, **p.dump()} for p in self._parts]
+        return out
+
+
+class TrackedTraining:
+    """A handle on a tracked part: `stop()` (or leaving a `with` block) ends its measurement;
+    `count_updates(n)` declares n synaptic updates (one (post event, synapse) pair each) of an
+    "stdp" part."""
+
+    def __init__(self, part: _Part | None) -> None:
+        self._part = part
+
+    def count_updates(self, n: float) -> None:
+        if self._part is not None:
+            if self._part.kind != "stdp":
+                raise ValueError(
+                    "count_updates is for 'stdp' parts (gradient training prices its own updates)"
+                )
+            self._part.updates += float(n)
+
+    def stop(self) -> None:
+        if self._part is not None:
+            self._part.detach()
+
+    def __enter__(self) -> TrackedTraining:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class _Part:
+    """The counts of one trained module (the model or a tracked part) and its hooks.
+
+    rule: which passes count: "train" (train mode, gradients enabled: the model), "grad" (gradients
+    enabled: a tracked ANN/SNN), "all" (every pass: local learning under no_grad)."""
+
+    def __init__(self, probe: TrainingProbe, name: str, kind: str, steps: int, rule: str) -> None:
+        self.probe, self.name, self.kind, self.steps, self.rule = probe, name, kind, steps, rule
+        self.root: nn.Module | None = None
+        self.handles: list = []
+        self.counts: dict[nn.Module, _Counts] = {}
+        self.calls_in_pass: dict[nn.Module, int] = {}
+        self.batch = 0
+        self.grad_enabled = False
+        self.samples = 0
+        self.forward_passes = 0
+        self.updates = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.probe._current is self
+
+    def __deepcopy__(self, memo) -> _Part:
+        """A deep copy of a hooked module (a DQN target net, a conversion's copy of a tracked ANN)
+        keeps hooks bound to this part, which ignores it: its modules are not the ones counted."""
+        return self
+
+    def attach(self, root: nn.Module) -> None:
+        self.root = root
+        for name, m in root.named_modules():
+            name = name or type(root).__name__
+            if m in self.counts:
+                continue
+            if neuron_info(m) is not None or (self.kind == "ann" and isinstance(m, ACTIVATION_TYPES)):
+                self.counts[m] = _Counts(name, "neuron", self.steps)
+                self.handles.append(m.register_forward_hook(self._neuron_hook))
+            elif isinstance(m, SYNAPTIC_TYPES):
+                self.counts[m] = _Counts(name, "synapse", self.steps, m.weight.numel(), m.weight[0].numel())
+                self.handles.append(m.register_forward_hook(self._synapse_hook))
+        self.handles.append(root.register_forward_pre_hook(self._begin, with_kwargs=True))
+        self.handles.append(root.register_forward_hook(self._end, always_call=True))
+
+    def detach(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+        if self.active:
+            self.probe._current = None
+
+    def dump(self) -> dict:
+        entries = list(self.counts.values())
+        out = {
             "timesteps": self.steps,
             "samples": self.samples,
             "forward_passes": self.forward_passes,
             "layers": [_dump(c) for c in entries if c.kind == "synapse"],
             "neurons": [_dump(c) for c in entries if c.kind == "neuron"],
         }
+        if self.kind == "stdp":
+            out["updates"] = self.updates
+        return out
 
     # -------------------------------------------------------------- hooks
 
     def _begin(self, module, args, kwargs) -> None:
-        x = next((a for a in list(args) + list(kwargs.values()) if isinstance(a, torch.Tensor)), None)
-        self._active = bool(module.training and torch.is_grad_enabled() and x is not None and x.dim() >= 1)
-        if not self._active:
+        if self.probe._current is not None or module is not self.root:  # another part's pass, a copy
             return
-        self._batch = int(x.shape[1]) if x.dim() >= 2 and x.shape[0] == self.steps else int(x.shape[0])
-        self._calls_in_pass = {}
-        self.samples += self._batch
+        x = next((a for a in list(args) + list(kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        if x is None or x.dim() < 1:
+            return
+        if self.rule == "train" and not (module.training and torch.is_grad_enabled()):
+            return
+        if self.rule == "grad" and not torch.is_grad_enabled():
+            return
+        self.probe._current = self
+        self.grad_enabled = torch.is_grad_enabled()
+        if self.kind == "ann":
+            self.batch = int(x.shape[0])
+        else:
+            self.batch = int(x.shape[1]) if x.dim() >= 2 and x.shape[0] == self.steps else int(x.shape[0])
+        self.calls_in_pass = {}
+        self.samples += self.batch
         self.forward_passes += 1
 
     def _end(self, module, args, output) -> None:
-        self._active = False
+        if self.active:
+            self.probe._current = None
 
     def _slot(self, module: nn.Module, x: torch.Tensor) -> tuple[str, int]:
         """How x's entries map to timesteps: ('t', n_lead) for [T, B, ...] / [T*B, ...] (t-major),
         ('one', t) for one timestep [B, ...] (the call index), ('all', 0) when unknown."""
-        k = self._calls_in_pass.get(module, 0)
-        self._calls_in_pass[module] = k + 1
-        t, b = self.steps, self._batch
+        k = self.calls_in_pass.get(module, 0)
+        self.calls_in_pass[module] = k + 1
+        t, b = self.steps, self.batch
         if x.dim() >= 2 and x.shape[0] == t and x.shape[1] == b:
             return "t", 2
         if x.dim() >= 1 and x.shape[0] == t * b:
@@ -439,9 +688,9 @@ class TrainingProbe:
 
     @torch.no_grad()
     def _synapse_hook(self, module, args, output) -> None:
-        if not self._active or not args or not isinstance(args[0], torch.Tensor):
+        if not self.active or not args or not isinstance(args[0], torch.Tensor):
             return
-        c = self._counts.get(module)  # None in a deep copy of the model (e.g. a DQN target net)
+        c = self.counts.get(module)  # None in a deep copy of the model (e.g. a DQN target net)
         if c is None:
             return
         x = args[0]
@@ -456,14 +705,16 @@ class TrainingProbe:
             c.binary_nnz += nnz
         if x.requires_grad:
             c.in_grad_numel += x.numel()
+        if module.weight.requires_grad and self.grad_enabled:  # (the hook itself runs under no_grad)
+            c.wgrad_in_numel += x.numel()
         if isinstance(output, torch.Tensor) and output.requires_grad:
             output.register_hook(self._grad_counter(c, slot))
 
     @torch.no_grad()
     def _neuron_hook(self, module, args, output) -> None:
-        if not self._active:
+        if not self.active:
             return
-        c = self._counts.get(module)
+        c = self.counts.get(module)
         s = spike_output(output)
         if c is None or not isinstance(s, torch.Tensor):
             return
@@ -504,33 +755,45 @@ def _dump(c: _Counts) -> dict:
         in_nnz_total=c.in_nnz_total,
         binary_nnz=c.binary_nnz,
         in_grad_numel=c.in_grad_numel,
+        wgrad_in_numel=c.wgrad_in_numel,
     )
     return out
 
 
 def densities(activity: dict) -> dict[str, dict[str, float]]:
-    """Per layer: mean input, gradient, spike and surrogate-gradient densities (for reports)."""
+    """Per layer: mean input, gradient, spike and surrogate-gradient densities (for reports); a
+    tracked part's layers are named "<part>/<layer>"."""
     out = {}
-    for e in activity["layers"]:
-        out[e["name"]] = {
-            "input_density": sum(e["in_nnz"]) / max(1.0, sum(e["in_count"])),
-            "grad_density": sum(e["grad_nnz"]) / max(1.0, sum(e["grad_count"])),
-        }
-    for n in activity["neurons"]:
-        out[n["name"]] = {
-            "spike_density": sum(n["spikes"]) / max(1.0, sum(n["spike_count"])),
-            "surrogate_grad_density": sum(n["grad_nnz"]) / max(1.0, sum(n["grad_count"])),
-        }
+    for prefix, part in [("", activity)] + [(f"{p['name']}/", p) for p in activity.get("parts", [])]:
+        for e in part["layers"]:
+            out[prefix + e["name"]] = {
+                "input_density": sum(e["in_nnz"]) / max(1.0, sum(e["in_count"])),
+                "grad_density": sum(e["grad_nnz"]) / max(1.0, sum(e["grad_count"])),
+            }
+        for n in part["neurons"]:
+            out[prefix + n["name"]] = {
+                "spike_density": sum(n["spikes"]) / max(1.0, sum(n["spike_count"])),
+                "surrogate_grad_density": sum(n["grad_nnz"]) / max(1.0, sum(n["grad_count"])),
+            }
     return out
 
 
 def compare(record: dict) -> dict[str, dict[str, float]]:
-    """Per card: the SNN training energy of a training record, the ANN mode's, and their ratio."""
-    work = workload_from_record(record[RECORD_KEY])
+    """Per card: the model's SNN training energy, the ANN mode's, and their ratio (where the model
+    itself trained); with tracked parts also `total_j`, what training_energy_j stores."""
+    activity = record[RECORD_KEY]
+    parts = parts_from_record(activity)
+    model = condition_model(kind for _, kind, _ in parts)
     out = {}
     for name, card in TRAINING_ENERGY_MODELS.items():
-        snn, ann = training_energy_j(work, card), training_energy_j(work, card, "ann")
-        out[f"{MODEL_NAME}/{name}"] = {"snn_j": snn, "ann_j": ann, "snn_over_ann": snn / ann}
+        row: dict[str, float] = {}
+        if activity.get("samples", 0) > 0:
+            work = workload_from_record(activity)
+            snn, ann = training_energy_j(work, card), training_energy_j(work, card, "ann")
+            row.update(snn_j=snn, ann_j=ann, snn_over_ann=snn / ann)
+        if activity.get("parts"):
+            row["total_j"] = sum(training_energy_j(w, card, kind) for _, kind, w in parts)
+        out[f"{model}/{name}"] = row
     return out
 
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from snnbench.encoding import encoder_for
 from snnbench.frameworks import reset_state
+from snnbench.metrics.training_energy import PART_KINDS, TrackedTraining
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,24 @@ class TrainingData:
     seed: int = 0
     history: list[dict] = field(default_factory=list)
     _calls: int = field(default=0, repr=False)
+    # set by `snnbench train` while it measures the training (snnbench.metrics.training_energy)
+    _probe: object = field(default=None, repr=False, compare=False)
+
+    def track_training(
+        self, module: nn.Module, kind: str = "snn", *, name: str | None = None, timesteps: int | None = None
+    ) -> TrackedTraining:
+        """Declare a module train() trains besides the submitted model, so that its training is
+        priced too (training_energy_j): kind "snn" (BPTT at `timesteps`, default the task's T),
+        "ann" (ANN mode) or "stdp" (local learning; declare its synaptic updates with the handle's
+        count_updates(n)). Measured until train() returns, or until the handle's stop() / the end of
+        its `with` block. Every forward pass of `module` with gradients enabled counts (for "stdp":
+        every pass), so run its evaluation passes under torch.no_grad(). A no-op outside
+        `snnbench train`."""
+        if kind not in PART_KINDS:
+            raise ValueError(f"track_training: kind must be one of {', '.join(PART_KINDS)}, got {kind!r}")
+        if self._probe is None:
+            return TrackedTraining(None)
+        return self._probe.track(module, kind, name=name, timesteps=timesteps)
 
     def loader(self, batch_size: int = 64, shuffle: bool = True):
         """Yield (x [T, B, ...], y [B]) batches; every call draws a new order (and new Poisson
