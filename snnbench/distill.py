@@ -13,8 +13,15 @@ student's logits is (p_s - p_t) / tau_s, and for soft distributions p_s - p_t sh
 is. With tau_s == tau_t == T this is exactly Hinton's T**2. Pass `scale` to use another one.
 
 Hint loss (FitNets, Romero et al. 2015): a regressor maps a student feature to the shape of a
-teacher feature, L_hint = mean squared error. Gram loss (similarity-preserving KD, Tung & Mori
-2019): G = row-L2-normalised (F F^T) over the batch, L = ||G_s - G_t||_F^2 / B^2.
+teacher feature, L_hint = mean squared error. Two different Gram losses:
+
+- batch-level (similarity_matrix, gram_loss; similarity-preserving KD, Tung & Mori 2019):
+  G = row-L2-normalised (F F^T) over the B samples of a batch, [B, B];
+  L = ||G_s - G_t||_F^2 / B^2;
+- modality-level (modality_gram, modality_gram_loss; Liu 2021, arXiv:2112.11447): per sample,
+  F = the M per-modality embeddings, each L2-normalised, stacked [M, d]; G = F F^T, [M, M]
+  (entry (i, j) = cosine of modality i's and modality j's embedding);
+  L = mean over the batch of ||G_s - G_t||_F^2. Student and teacher may differ in d, not in M.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ __all__ = [
     "gram_loss",
     "hint_loss",
     "kd_loss",
+    "modality_gram",
+    "modality_gram_loss",
     "similarity_matrix",
     "soft_kl",
     "time_mean",
@@ -170,6 +179,47 @@ def gram_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor) -> t
     b = student_feature.shape[0]
     diff = similarity_matrix(student_feature) - similarity_matrix(teacher_feature.detach())
     return diff.pow(2).sum() / (b * b)
+
+
+def _stack_modalities(embeddings) -> torch.Tensor:
+    """A [B, M, d] tensor, or a sequence of M tensors [B, d] (or [B, ...], flattened), -> [B, M, d]."""
+    if isinstance(embeddings, torch.Tensor):
+        if embeddings.dim() != 3:
+            raise ValueError(
+                f"modality embeddings must be [B, M, d] or a list of M tensors [B, d], got {tuple(embeddings.shape)}"
+            )
+        return embeddings
+    flat = [e.reshape(e.shape[0], -1) for e in embeddings]
+    if not flat:
+        raise ValueError("modality_gram needs at least one modality embedding")
+    if len({f.shape for f in flat}) != 1:
+        raise ValueError(
+            f"the modalities' embeddings differ in shape: {[tuple(f.shape) for f in flat]}; "
+            "project them to one width d first"
+        )
+    return torch.stack(flat, dim=1)
+
+
+def modality_gram(embeddings, eps: float = 1e-12) -> torch.Tensor:
+    """Per-sample modality-level Gram matrices [B, M, M] (Liu 2021): each modality's embedding is
+    L2-normalised over d, stacked as F [M, d], and G = F F^T. An all-zero embedding (a silent
+    spiking branch) stays zero, so its row and column of G are 0."""
+    stacked = _stack_modalities(embeddings)
+    unit = F.normalize(stacked, p=2, dim=-1, eps=eps)
+    return unit @ unit.transpose(1, 2)
+
+
+def modality_gram_loss(student_embeddings, teacher_embeddings) -> torch.Tensor:
+    """Mean over the batch of ||G_s - G_t||_F^2, G the per-sample modality Gram matrix; the
+    teacher's side is detached. Embedding widths may differ; batch and modality count may not."""
+    g_s = modality_gram(student_embeddings)
+    g_t = modality_gram(teacher_embeddings).detach()
+    if g_s.shape != g_t.shape:
+        raise ValueError(
+            f"student Gram {tuple(g_s.shape)} and teacher Gram {tuple(g_t.shape)} differ; "
+            "both need the same batch and the same modalities"
+        )
+    return (g_s - g_t).pow(2).sum(dim=(1, 2)).mean()
 
 
 def _mean_readout(out: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,8 @@ from snnbench.distill import (
     gram_loss,
     hint_loss,
     kd_loss,
+    modality_gram,
+    modality_gram_loss,
     similarity_matrix,
     soft_kl,
 )
@@ -129,6 +131,65 @@ def test_gram_loss_equals_numpy_similarity_preserving_loss():
     assert float(gram_loss(same, 3.0 * same)) == pytest.approx(0.0, abs=1e-12)  # scale-free
     with pytest.raises(ValueError, match="same batch"):
         gram_loss(same, same[:4])
+
+
+def _cos_py(a, b):
+    na = math.sqrt(sum(v * v for v in a))
+    nb = math.sqrt(sum(v * v for v in b))
+    return 0.0 if na == 0 or nb == 0 else sum(x * y for x, y in zip(a, b)) / (na * nb)
+
+
+def test_modality_gram_is_per_sample_cosine_matrix_of_the_modalities():
+    # sample 0: modality embeddings (3, 4) and (4, 3); sample 1: (1, 0) and (0, 2)
+    img = [[3.0, 4.0], [1.0, 0.0]]
+    dvs = [[4.0, 3.0], [0.0, 2.0]]
+    g = modality_gram([torch.tensor(img), torch.tensor(dvs)])
+    assert g.shape == (2, 2, 2)
+    # hand: cos((3,4),(4,3)) = 24/25; orthogonal -> 0; diagonal 1
+    assert torch.allclose(g[0], torch.tensor([[1.0, 0.96], [0.96, 1.0]]))
+    assert torch.allclose(g[1], torch.eye(2))
+    # the same from a [B, M, d] tensor, and M = 3 with d = 3 against plain Python
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(4, 3, 3))
+    got = modality_gram(torch.tensor(emb))
+    for b in range(4):
+        for i in range(3):
+            for j in range(3):
+                assert float(got[b, i, j]) == pytest.approx(_cos_py(emb[b, i], emb[b, j]), rel=1e-9)
+    # a silent (all-zero) modality gives a zero row and column, not NaN
+    silent = modality_gram([torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 2.0]])])
+    assert torch.allclose(silent[0], torch.tensor([[0.0, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="differ in shape"):
+        modality_gram([torch.zeros(2, 3), torch.zeros(2, 4)])
+
+
+def test_modality_gram_loss_equals_hand_computation_and_ignores_width():
+    rng = np.random.default_rng(2)
+    s_emb = [rng.normal(size=(5, 6)), rng.normal(size=(5, 6)), rng.normal(size=(5, 6))]  # d_s = 6
+    t_emb = [rng.normal(size=(5, 4)), rng.normal(size=(5, 4)), rng.normal(size=(5, 4))]  # d_t = 4
+    expected = 0.0
+    for b in range(5):
+        for i in range(3):
+            for j in range(3):
+                d = _cos_py(s_emb[i][b], s_emb[j][b]) - _cos_py(t_emb[i][b], t_emb[j][b])
+                expected += d * d
+    expected /= 5  # mean over the batch of the squared Frobenius norm
+    student = [torch.tensor(e, requires_grad=True) for e in s_emb]
+    teacher = [torch.tensor(e, requires_grad=True) for e in t_emb]
+    loss = modality_gram_loss(student, teacher)
+    assert float(loss) == pytest.approx(expected, rel=1e-9)
+    loss.backward()
+    assert all(e.grad is not None for e in student) and all(e.grad is None for e in teacher)
+    # scale-free per modality and per sample: rescaling one modality changes nothing
+    same = [torch.tensor(e) for e in s_emb]
+    scaled = [same[0] * 3.0, same[1] * 0.5, same[2]]
+    assert float(modality_gram_loss(same, scaled)) == pytest.approx(0.0, abs=1e-12)
+    # but it is not the batch-level similarity-preserving loss
+    assert float(modality_gram_loss(same, teacher)) != pytest.approx(
+        float(gram_loss(torch.stack(same, 1), torch.stack([t.detach() for t in teacher], 1))), rel=1e-3
+    )
+    with pytest.raises(ValueError, match="same batch"):
+        modality_gram_loss(same, [t[:4] for t in teacher])
 
 
 class _Data:
