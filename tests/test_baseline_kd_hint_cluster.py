@@ -212,6 +212,22 @@ def test_hint_weight_zero_is_output_kd_and_regressors_stay_out():
     assert any(not torch.equal(states["hints"][k], states["kd"][k]) for k in states["kd"])
 
 
+def test_run_does_not_depend_on_the_global_rng_at_train_entry():
+    sub = load()
+    task, _ = small_data()
+    t = tiny_teacher(task)
+    states = []
+    for noise in (0, 1):
+        torch.manual_seed(0)
+        model = sub.build(task)
+        torch.manual_seed(100 + noise)  # e.g. a teacher-cache hit draws from the global RNG, a miss does not
+        _, data = small_data()
+        sub.train(model, task, data, Budget(epochs=1, lr=1e-2, batch_size=16, seed=3), teacher=t)
+        states.append(model.state_dict())
+    for k in states[0]:
+        torch.testing.assert_close(states[0][k], states[1][k], rtol=0, atol=0)
+
+
 def test_student_has_one_tap_per_hint_and_middle_control():
     sub = load()
     task, data = small_data()

@@ -81,6 +81,7 @@ CANDIDATES = {
 }
 MIDDLE_HINT = "relu2"  # FitNets' default: the teacher's middle hidden stage (control of the check)
 MIDDLE_TAP = 1  # the student's middle tap
+REGRESSOR_SEED_OFFSET = 4099  # the regressors' init: seed = run seed + this
 
 
 def build(task, widths: tuple[int, int, int] = (8, 16, 64)) -> nn.Module:
@@ -247,9 +248,14 @@ def train(
     with torch.no_grad():
         _, rates = tap_rates(model, probe[:, :2], tap_ids)
     model.train(was_training)
-    wrapped = HintedStudent(
-        model, [tuple(r.shape[1:]) for r in rates], [tuple(acts[h].shape[1:]) for h in hints]
-    )
+    # the regressors' init from the run's seed, not from the global RNG: a teacher-cache hit
+    # (snnbench.teachers._load builds a TeacherNet outside a forked RNG) advances the global RNG
+    # and a miss does not, so drawing from it here made a run depend on the cache's state
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(getattr(budget, "seed", 0)) + REGRESSOR_SEED_OFFSET)
+        wrapped = HintedStudent(
+            model, [tuple(r.shape[1:]) for r in rates], [tuple(acts[h].shape[1:]) for h in hints]
+        )
     layers = taps(model)
     hooks = [
         layers[i].register_forward_hook(lambda _m, _inp, out, i=i: wrapped.rates.__setitem__(i, out.mean(0)))
