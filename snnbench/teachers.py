@@ -188,7 +188,8 @@ def _write_atomic(path: Path, state: dict) -> None:
 def _load(path: Path, task, size: str, timesteps: int) -> TeacherNet | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_teacher(task, size, timesteps)
+        with torch.random.fork_rng(devices=[]):  # a cache hit leaves the global RNG as a miss does
+            model = build_teacher(task, size, timesteps)
         model.load_state_dict(state["state_dict"])
     except Exception:  # unreadable or stale entry: retrain and replace it
         return None

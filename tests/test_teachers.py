@@ -146,3 +146,13 @@ def test_teacher_folds_time_into_channels():
         assert net(x).shape == (2, task.outputs)
         with pytest.raises(ValueError, match="get a teacher for the T"):
             net(torch.rand(4, 2, *task.input_shape))
+
+
+def test_a_cache_hit_leaves_the_global_rng_alone_like_a_miss(cache, digits_data):
+    """Whatever a baseline draws after get_teacher must not depend on the cache's state."""
+    task, data = digits_data
+    teachers.get_teacher(task, data, "tiny", seed=4, epochs=1, batch_size=16, progress=False)  # fill
+    torch.manual_seed(321)
+    state = torch.get_rng_state()
+    teachers.get_teacher(task, data, "tiny", seed=4, epochs=1, batch_size=16, progress=False)  # hit
+    assert torch.equal(torch.get_rng_state(), state)
