@@ -119,9 +119,13 @@ def _strongest_attack(condition: str) -> str | None:
 
 
 def _headline_training_card(condition: str) -> str | None:
-    """Training energy priced like the inference columns (Horowitz 45 nm); the SATA_Sim-constant
-    estimate (its unit assumed) stays in the store and on `snnbench show`."""
-    return None if "satasim" in condition else condition
+    """Training energy priced like the inference columns (Horowitz 45 nm), one column whatever the
+    training model ("sata-bptt/<card>", or "sata-bptt+stdp/<card>" for local learning): the
+    column names the card, the full condition is in the store and on `snnbench show`. The
+    SATA_Sim-constant estimate (its unit assumed) stays in the store."""
+    if "satasim" in condition:
+        return None
+    return condition.rpartition("/")[2]
 
 
 # Metrics with many conditions, of which the table shows a few: condition -> column label or None.

@@ -44,7 +44,7 @@ _CSS = (
     "font-size:15px}"
     "table{border-collapse:collapse;margin:.5em 0 1em;font-size:13px}"
     "th,td{border:1px solid #ccc;padding:.2em .35em;text-align:right;vertical-align:top}"
-    # headers such as "training J (sata-bptt/horowitz45nm-fp32)" may break anywhere: the columns
+    # headers such as "training J (horowitz45nm-fp32)" may break anywhere: the columns
     # stay as narrow as their numbers, so seeds and result ids fit at 1280 px
     "th{background:#f3f3f3;cursor:pointer;user-select:none;overflow-wrap:anywhere}th.sorted-asc::after{content:' \\25B2'}"
     "th.sorted-desc::after{content:' \\25BC'}"

@@ -158,8 +158,19 @@ def test_the_table_keeps_rmia_at_the_lowest_fpr_and_the_horowitz_training_card(t
     rows.append(_row(rid, "training_energy_j", 0.4, "joule", "sata-bptt/horowitz45nm-fp32"))
     rows.append(_row(rid, "training_energy_j", 0.03, "joule", "sata-bptt/satasim-16b"))
     store.write(run, rows)
+    local = runs.make_run(method="beta", seed=0, submission_sha256="b" * 64)  # STDP-trained: same column
+    store.write(
+        local,
+        [
+            _row(local["result_id"], "accuracy", 0.8),
+            _row(local["result_id"], "training_energy_j", 0.01, "joule", "sata-bptt+stdp/horowitz45nm-fp32"),
+        ],
+    )
     summary = leaderboard.summarize(leaderboard.read_views([(store.path, "yours")]))
     headers = [c.header for c in leaderboard.columns(summary)]
     assert [h for h in headers if h.startswith("MIA")] == ["MIA AUC (rmia)", "MIA TPR @ rmia fpr=0.01"]
-    assert summary["mia_auc[rmia]_mean"].iloc[0] == 0.69
-    assert [h for h in headers if h.startswith("training J")] == ["training J (sata-bptt/horowitz45nm-fp32)"]
+    alpha = summary[summary["method"] == "alpha"]
+    assert alpha["mia_auc[rmia]_mean"].iloc[0] == 0.69
+    assert [h for h in headers if h.startswith("training J")] == ["training J (horowitz45nm-fp32)"]
+    by_method = dict(zip(summary["method"], summary["training_energy_j[horowitz45nm-fp32]_mean"]))
+    assert by_method == {"alpha": 0.4, "beta": 0.01}
