@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -146,7 +147,8 @@ def train(
 
     `resume`: recipes that can resume (the DQN recipe) keep their state in `<checkpoint>.state/`,
     saved every so often and when the wall time stops them, and continue from it when it is there;
-    the record's wall time then adds up over all the runs.
+    the record's wall time then adds up over all the runs. A resumed training stores no
+    `training_activity` (its probe saw only the last segment), so it gets no training energy.
     """
     steps = task.resolve_timesteps(timesteps, declared_timesteps(ref))
     split = None if task.kind == "rl" else load_split(task, "train", data_root, steps)
@@ -158,6 +160,8 @@ def train(
     spec["device"] = device
     spec["seed"] = seed
     path = Path(out) if out else default_checkpoint_path(task.id, ref.method, seed, steps)
+    # a training continued from a saved state: the probe would see only this last segment
+    resumed = resume and (state_path(path) / "state.pt").is_file()
     if resume:
         spec["state_dir"] = str(state_path(path))
     budget = Budget(**{k: v for k, v in spec.items() if k in Budget.__dataclass_fields__})
@@ -220,7 +224,13 @@ def train(
         "train_wall_time_s": round(seconds, 3),
         "history": _jsonable(history),
     }
-    if probe is not None:  # what the training-energy model prices (training_energy_j at evaluation)
+    if probe is not None and resumed:  # never price a fraction of the training as all of it
+        record["training_activity_missing"] = (
+            "resumed from a saved state: the probe saw only the last segment of the training, so "
+            "no training energy is stored for this checkpoint"
+        )
+        print(f"note: {record['training_activity_missing']}", file=sys.stderr)
+    elif probe is not None:  # what the training-energy model prices (training_energy_j at evaluation)
         record[TRAINING_RECORD_KEY] = probe.record()
     _write_atomic(record_path(path), json.dumps(record, indent=1, sort_keys=True).encode())
     return TrainResult(path, sha, seconds, history, recipe, record)

@@ -199,3 +199,19 @@ def test_a_state_without_its_replay_resumes_after_a_refill(tmp_path, monkeypatch
     assert len(updates) == sum(1 for s in range(refill_end, 600) if s % cfg.train_every == 0)
     assert [h["step"] for h in model.dqn_history] == [200, 400, 600]
     assert saved["progress"]["start_step"] == 400
+
+
+def test_a_resumed_training_stores_no_training_energy(tmp_path):
+    """The probe sees only the segment that ran in this process; pricing that as the whole training
+    would understate it by orders of magnitude, so a resumed checkpoint carries no training activity."""
+    from snnbench import training
+    from snnbench.submission import resolve
+
+    task = cartpole_task()
+    ref = resolve(CARTPOLE_SUBMISSION)
+    out = tmp_path / "ck.pt"
+    first = training.train(task, ref, out=out, wall_time_s=1e-6, resume=True, progress=False)
+    assert "training_activity" in first.record and (training.state_path(out) / "state.pt").is_file()
+    second = training.train(task, ref, out=out, wall_time_s=1e-6, resume=True, progress=False)
+    assert "training_activity" not in second.record
+    assert "resumed" in second.record["training_activity_missing"]
