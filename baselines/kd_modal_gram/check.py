@@ -15,7 +15,6 @@ Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python baselines/kd_modal_gram/check
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import statistics
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from snnbench.checks import load_baseline, mean_sd
 from snnbench.data import load_split
 from snnbench.neurons import BaseNeuron
 from snnbench.tasks import get_task
@@ -36,10 +36,7 @@ T_975_DF4 = 2.776
 
 
 def load_submission():
-    spec = importlib.util.spec_from_file_location("kd_modal_gram_submission", HERE / "submission.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_baseline(HERE / "submission.py", "kd_modal_gram_submission")
 
 
 def paired(sub, split: str, steps: int, seed: int):
@@ -84,11 +81,6 @@ def teacher_stats(teacher, pairs) -> tuple[float, float]:
         cos += float(modality_gram([e_img, e_dvs])[:, 0, 1].sum())
         seen += y.numel()
     return correct / seen, cos / seen
-
-
-def mean_sd(values, digits: int = 4) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
 def paired_ci(diffs) -> tuple[float, float]:

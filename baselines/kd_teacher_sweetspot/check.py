@@ -13,7 +13,6 @@ Run: nice -n 5 .venv/bin/python baselines/kd_teacher_sweetspot/check.py
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import statistics
 import sys
@@ -22,40 +21,19 @@ from pathlib import Path
 
 import torch
 
+from snnbench.checks import accuracy_and_spikes as evaluate
+from snnbench.checks import load_baseline, mean_sd
 from snnbench.data import load_split
 from snnbench.distill import distill_train
-from snnbench.neurons import BaseNeuron
 from snnbench.tasks import get_task
-from snnbench.training import Budget, TrainingData, readout
+from snnbench.training import Budget, TrainingData
 
 HERE = Path(__file__).resolve().parent
 SEEDS = (0, 1, 2)
 
 
 def load_submission():
-    spec = importlib.util.spec_from_file_location("kd_teacher_sweetspot_submission", HERE / "submission.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def evaluate(model, task, dataset, steps: int) -> tuple[float, float]:
-    """Test accuracy (argmax of the time-mean output) and spikes per sample over every neuron."""
-    model.eval()
-    total = [0.0]
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out: total.__setitem__(0, total[0] + float(out.sum())))
-        for m in model.modules()
-        if isinstance(m, BaseNeuron)
-    ]
-    correct = seen = 0
-    with torch.no_grad():
-        for x, y in TrainingData(task, dataset, steps, 0).loader(256, shuffle=False):
-            correct += int((readout(model(x)).argmax(1) == y).sum())
-            seen += y.numel()
-    for h in hooks:
-        h.remove()
-    return correct / seen, total[0] / seen
+    return load_baseline(HERE / "submission.py", "kd_teacher_sweetspot_submission")
 
 
 def smoothing_for_entropy(target: float, classes: int) -> float:
@@ -79,11 +57,6 @@ def pearson(xs, ys) -> float:
     sxx = sum((a - mx) ** 2 for a in xs)
     syy = sum((b - my) ** 2 for b in ys)
     return sxy / math.sqrt(sxx * syy)
-
-
-def mean_sd(values, digits: int = 4) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
 def main() -> int:
