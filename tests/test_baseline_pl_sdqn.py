@@ -329,3 +329,22 @@ def test_atari_network_is_the_spiking_nature_dqn_with_pbln_and_folds_the_first_l
     assert not any(isinstance(m, nn.LayerNorm) for m in ablation.modules())
     with pytest.raises(ValueError, match="vector observations"):
         module.build_variant(task, "ann")
+
+
+def test_the_shipped_breakout_checkpoint_loads_and_matches_its_record():
+    """The committed Atari checkpoint is the one its record (and the committed row) names, and it
+    loads strictly into the network build() makes for the task."""
+    import hashlib
+    import json
+
+    ckpt = PL / "atari" / "pl_sdqn-atari-breakout-seed0.pt"
+    record = json.loads(ckpt.with_name(ckpt.name + ".json").read_text())
+    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == record["checkpoint_sha256"]
+    assert record["task"] == "atari-breakout" and record["budget_complete"] is False
+    assert "training_activity" not in record  # resumed: no partial training energy
+    task = get_task("atari-breakout")
+    model = load(SUBMISSION).build(task)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    steps = [h["step"] for h in record["history"]]
+    assert steps == sorted(steps) and steps[-1] >= 160_000
