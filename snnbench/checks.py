@@ -26,6 +26,17 @@ def load_baseline(path: str | Path, name: str) -> ModuleType:
     return module
 
 
+def accuracy(model: nn.Module, task, dataset, steps: int, batch_size: int = 256) -> float:
+    """Test accuracy (argmax of the time-mean output), model left in eval mode; no spike hooks."""
+    model.eval()
+    correct = seen = 0
+    with torch.no_grad():
+        for x, y in TrainingData(task, dataset, steps, 0).loader(batch_size, shuffle=False):
+            correct += int((readout(model(x)).argmax(1) == y).sum())
+            seen += y.numel()
+    return correct / seen
+
+
 def accuracy_and_spikes(
     model: nn.Module, task, dataset, steps: int, batch_size: int = 256
 ) -> tuple[float, float]:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from snnbench.checks import accuracy_and_spikes, load_baseline, mean_sd
+from snnbench.checks import accuracy, accuracy_and_spikes, load_baseline, mean_sd
 from snnbench.data import load_split
 from snnbench.neurons import LIF
 from snnbench.tasks import get_task
@@ -54,3 +54,13 @@ def test_mean_sd_and_load_baseline():
     assert mean_sd([0.5], digits=1) == "0.5 ± 0.0"
     sub = load_baseline(REPO / "baselines" / "takd" / "submission.py", "takd_loaded")
     assert sub.TASKS == ("digits",) and callable(sub.train)
+
+
+def test_accuracy_equals_the_accuracy_of_accuracy_and_spikes():
+    task = get_task("digits")
+    data = Subset(load_split(task, "test").dataset, range(50))
+    model = TwoLayer(task)
+    assert (
+        accuracy(model, task, data, task.timesteps)
+        == accuracy_and_spikes(model, task, data, task.timesteps)[0]
+    )

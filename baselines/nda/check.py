@@ -17,7 +17,6 @@ Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python baselines/nda/check.py
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import statistics
 import sys
@@ -27,9 +26,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
+from snnbench.checks import accuracy, load_baseline
 from snnbench.data import load_split
 from snnbench.tasks import get_task
-from snnbench.training import Budget, TrainingData, readout
+from snnbench.training import Budget, TrainingData
 
 HERE = Path(__file__).resolve().parent
 SEEDS = (0, 1, 2, 3, 4)
@@ -39,20 +39,7 @@ T_975_DF4 = 2.776
 
 
 def load_submission():
-    spec = importlib.util.spec_from_file_location("nda_submission", HERE / "submission.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def accuracy(model, task, dataset, steps: int) -> float:
-    model.eval()
-    correct = seen = 0
-    with torch.no_grad():
-        for x, y in TrainingData(task, dataset, steps, 0).loader(256, shuffle=False):
-            correct += int((readout(model(x)).argmax(1) == y).sum())
-            seen += y.numel()
-    return correct / seen
+    return load_baseline(HERE / "submission.py", "nda_submission")
 
 
 def paired(diffs: list[float]) -> tuple[float, float, float]:

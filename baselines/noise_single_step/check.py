@@ -9,7 +9,6 @@ test split, 3 seeds. Run: .venv/bin/python baselines/noise_single_step/check.py
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import sys
 import time
@@ -17,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from snnbench.checks import accuracy, load_baseline
 from snnbench.data import load_split
 from snnbench.tasks import get_task
-from snnbench.training import Budget, TrainingData, default_train, readout
+from snnbench.training import Budget, TrainingData, default_train
 
 HERE = Path(__file__).resolve().parent
 SEEDS = (0, 1, 2)
@@ -28,20 +28,7 @@ EVAL_T = (4, 16)
 
 
 def load_submission():
-    spec = importlib.util.spec_from_file_location("noise_single_step_submission", HERE / "submission.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def accuracy(model, task, dataset, steps: int) -> float:
-    model.eval()
-    correct = seen = 0
-    with torch.no_grad():
-        for x, y in TrainingData(task, dataset, steps, 0).loader(256, shuffle=False):
-            correct += int((readout(model(x)).argmax(1) == y).sum())
-            seen += y.numel()
-    return correct / seen
+    return load_baseline(HERE / "submission.py", "noise_single_step_submission")
 
 
 def mean_sd(values) -> str:
